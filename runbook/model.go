@@ -73,7 +73,10 @@ type Run struct {
 	StartedBy string // Slack user ID, or "terminal:USER"
 	StartedAt time.Time
 	Window    string // the maintenance window that opened it, if any
-	Status    RunStatus
+	// WindowEnds is when that window closes: approving stop after it needs
+	// an explicit ActOverride from an approver. Zero for runs without one.
+	WindowEnds time.Time
+	Status     RunStatus
 	// Version increases with every change of the run; a decision names the
 	// version it was made on (compare-and-set).
 	Version int64
