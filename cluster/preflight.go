@@ -68,16 +68,16 @@ func NewPreflighter(opts PreflightOptions) *Preflighter {
 
 // facts is everything preflight reads, at one moment.
 type facts struct {
-	leaves     []Leaf
-	aggs       []Aggregator
-	status     []DatabaseInstance
-	dbs        []string
-	restore    map[string][]PlanStep
-	rebalance  map[string][]PlanStep
-	backups    map[string]time.Time
-	nodes      []runbook.Node
-	detection  bool
-	now        time.Time
+	leaves       []Leaf
+	aggs         []Aggregator
+	status       []DatabaseInstance
+	dbs          []string
+	restore      map[string][]PlanStep
+	rebalance    map[string][]PlanStep
+	backups      map[string]time.Time
+	nodes        []runbook.Node
+	detection    bool
+	now          time.Time
 	backupRecent time.Duration
 }
 

@@ -28,10 +28,16 @@ type ExitError struct {
 	Cmd    string
 	Code   int
 	Output string // stdout and stderr as they arrived, the last maxOutput bytes
+	// Stderr is the last line the command wrote to stderr: usually the
+	// reason it failed.
+	Stderr string
 }
 
 func (e *ExitError) Error() string {
-	last := lastLine(e.Output)
+	last := e.Stderr
+	if last == "" {
+		last = lastLine(e.Output)
+	}
 	if last == "" {
 		return fmt.Sprintf("%s: exit status %d", e.Cmd, e.Code)
 	}
@@ -57,9 +63,10 @@ const maxOutput = 64 << 10
 // lineSink serialises the lines of two streams into one callback and keeps
 // the tail of the output for errors.
 type lineSink struct {
-	mu  sync.Mutex
-	out func(stream, line string)
-	buf strings.Builder
+	mu         sync.Mutex
+	out        func(stream, line string)
+	buf        strings.Builder
+	lastStderr string
 }
 
 func newLineSink(out func(stream, line string)) *lineSink {
@@ -78,6 +85,9 @@ func (s *lineSink) line(stream, line string) {
 	defer s.mu.Unlock()
 	s.buf.WriteString(line)
 	s.buf.WriteByte('\n')
+	if stream == "stderr" && strings.TrimSpace(line) != "" {
+		s.lastStderr = line
+	}
 	if s.buf.Len() > 2*maxOutput {
 		tail := s.buf.String()[s.buf.Len()-maxOutput:]
 		s.buf.Reset()
@@ -86,6 +96,14 @@ func (s *lineSink) line(stream, line string) {
 	if s.out != nil {
 		s.out(stream, line)
 	}
+}
+
+// exitError is the *ExitError for cmd that exited with code.
+func (s *lineSink) exitError(cmd string, code int) *ExitError {
+	out := s.output()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &ExitError{Cmd: cmd, Code: code, Output: out, Stderr: s.lastStderr}
 }
 
 func (s *lineSink) output() string {
@@ -174,7 +192,7 @@ func (r *LocalRunner) Run(ctx context.Context, cmd string, out func(stream, line
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return &ExitError{Cmd: cmd, Code: ee.ExitCode(), Output: sink.output()}
+		return sink.exitError(cmd, ee.ExitCode())
 	}
 	if err != nil {
 		return runbook.Wrap(runbook.Unavailable, err, "run %q locally", cmd)

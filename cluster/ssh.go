@@ -165,7 +165,7 @@ func (r *SSHRunner) Run(ctx context.Context, cmd string, out func(stream, line s
 	case err == nil:
 		return nil
 	case errors.As(err, &exit):
-		return &ExitError{Cmd: cmd, Code: exit.ExitStatus(), Output: sink.output()}
+		return sink.exitError(cmd, exit.ExitStatus())
 	case errors.As(err, &missing):
 		return runbook.Wrap(runbook.Unavailable, ErrSessionDropped, "ssh %s: %q: the session dropped before the command exited; whether it did its work is unknown", r.opts.Addr, cmd)
 	default:
