@@ -79,6 +79,13 @@ func (s *replayServer) set(stmt string, a replayAnswer) {
 	s.answers[stmt] = a
 }
 
+// get returns the answer to stmt.
+func (s *replayServer) get(stmt string) replayAnswer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.answers[stmt]
+}
+
 // statements returns every statement received, in order.
 func (s *replayServer) statements() []string {
 	s.mu.Lock()
