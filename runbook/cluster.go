@@ -169,6 +169,9 @@ type Cluster struct {
 	RecoveryTimeout time.Duration // how long start waits for leaves to recover
 	StopParallelism int           // leaves stopped/started at a time; 0 = all
 	PollInterval    time.Duration // list-nodes polling while waiting; 0 = 1s
+	// ConfirmTimeout is how long list-nodes may take to show a node stopped
+	// or running after its stop-node or start-node exited; 0 = 2m.
+	ConfirmTimeout time.Duration
 }
 
 // ClusterSource resolves a cluster name to its adapters. An unknown name is

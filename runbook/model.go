@@ -97,6 +97,19 @@ type Run struct {
 	// Overrides records gates opened by an explicit override (for example a
 	// window whose time ran out before stop was approved).
 	Note string // why the run ended, in words for people
+	// Settings are the cluster settings the run was started with. They are
+	// kept with the run so that a restart continues the plan that people
+	// approved even if the config file changed meanwhile.
+	Settings RunSettings
+}
+
+// RunSettings are the parts of a cluster's configuration that shape a run's
+// plan. They are copied from Cluster when the run starts.
+type RunSettings struct {
+	BackupTo        string        // BACKUP DATABASE target; "" skips the backup phase
+	AutoApprove     []PhaseName   // gates that need no human
+	Parallelism     int           // leaves stopped/started at a time; 0 = all
+	RecoveryTimeout time.Duration // how long start waits for leaves to recover
 }
 
 // Phase returns the phase named name, or nil.
@@ -136,8 +149,11 @@ type Phase struct {
 type Step struct {
 	ID         string // unique within the run: "snapshot/sales", "stop/9F3A..."
 	Phase      PhaseName
-	Target     string // database name or node ID
-	Label      string // for people: "SNAPSHOT DATABASE `sales`", "stop MA 9F3A… (10.0.0.10:3306)"
+	Kind       StepKind // what the step does
+	Tier       int      // steps of a phase run tier by tier, lowest first; a tier's steps in parallel
+	Role       Role     // for node steps: the node's role
+	Target     string   // database name or node ID
+	Label      string   // for people: "SNAPSHOT DATABASE `sales`", "stop MA 9F3A… (10.0.0.10:3306)"
 	Status     StepStatus
 	Attempts   int
 	StartedAt  time.Time
@@ -145,6 +161,36 @@ type Step struct {
 	Error      string // the last failure, safe to show
 	Evidence   string // how done was established after an interruption
 	SkipReason string
+}
+
+// StepKind names what a step does.
+type StepKind string
+
+// Step kinds. Preflight, post-check and the two waits only read the cluster,
+// so after a crash they are simply run again; every other kind changes the
+// cluster and is re-read or waits for a person's Retry.
+const (
+	StepPreflight        StepKind = "preflight"         // the preflight checks
+	StepBackup           StepKind = "backup"            // BACKUP DATABASE db TO target
+	StepSnapshot         StepKind = "snapshot"          // SNAPSHOT DATABASE db
+	StepSyncSnapshot     StepKind = "sync-snapshot"     // _SYNC_SNAPSHOT db
+	StepStopNode         StepKind = "stop-node"         // sdb-admin stop-node, confirmed by list-nodes
+	StepStartNode        StepKind = "start-node"        // sdb-admin start-node, confirmed by list-nodes
+	StepDetectionOff     StepKind = "detection-off"     // SET GLOBAL leaf_failure_detection=OFF on the MA
+	StepWaitRecovered    StepKind = "wait-recovered"    // poll list-nodes until every started leaf is recovered
+	StepWaitSQL          StepKind = "wait-sql"          // poll the MA until it answers SQL
+	StepRestoreDetection StepKind = "restore-detection" // set leaf_failure_detection back to the preflight value
+	StepPostCheck        StepKind = "post-check"        // the preflight checks again, after start
+)
+
+// ReadOnly reports whether the step only reads the cluster, so that running
+// it again after an interruption cannot change anything.
+func (k StepKind) ReadOnly() bool {
+	switch k {
+	case StepPreflight, StepWaitRecovered, StepWaitSQL, StepPostCheck:
+		return true
+	}
+	return false
 }
 
 // Approval records who decided a gate and when.

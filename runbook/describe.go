@@ -1,0 +1,172 @@
+package runbook
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Describe says, in words for the person about to decide, what deciding on
+// phase of run will do at now: which statements, which nodes in which
+// order, and what Abort means at this point. The terminal prints it at
+// every gate; the bot puts it on the card.
+func Describe(r *Run, phase PhaseName, now time.Time) string {
+	p := r.Phase(phase)
+	if p == nil {
+		return fmt.Sprintf("The runbook has no phase %q.", phase)
+	}
+	var b strings.Builder
+	switch p.Status {
+	case PhaseFailed:
+		describeFailure(&b, r, p)
+	case PhaseBlocked:
+		b.WriteString("Preflight did not pass: " + p.Note + ".\n")
+		b.WriteString("Nothing can go forward: re-run preflight once the cluster is healthy, or end the run.")
+		return b.String()
+	default:
+		b.WriteString(describePlan(r, p))
+	}
+	if r.Status.Open() && r.Current == phase && p.Status != PhaseRunning {
+		b.WriteString("\n" + describeAbort(r, p))
+	}
+	if phase == PhaseStop && p.Status == PhaseWaiting && r.WindowClosed(now) {
+		fmt.Fprintf(&b, "\nThe maintenance window ended at %s: opening this gate needs an explicit override.", r.WindowEnds.UTC().Format(time.RFC3339))
+	}
+	return b.String()
+}
+
+func describePlan(r *Run, p *Phase) string {
+	dbs := func(kind StepKind) (names []string) {
+		for _, s := range p.Steps {
+			if s.Kind == kind {
+				names = append(names, displayIdent(s.Target))
+			}
+		}
+		return names
+	}
+	switch p.Name {
+	case PhasePreflight:
+		return "Reads the cluster, changing nothing: SHOW LEAVES, SHOW AGGREGATORS, SHOW CLUSTER STATUS, SHOW DATABASES, " +
+			"leaf_failure_detection, EXPLAIN RESTORE REDUNDANCY and EXPLAIN REBALANCE PARTITIONS per database on the MA, " +
+			"and sdb-admin list-nodes on the toolbox host."
+	case PhaseBackup:
+		if r.Settings.BackupTo == "" {
+			return "Skipped: no backup target is configured."
+		}
+		return fmt.Sprintf("Runs BACKUP DATABASE ... TO %q on the MA for %s, one at a time.", r.Settings.BackupTo, strings.Join(dbs(StepBackup), ", "))
+	case PhaseSnapshot:
+		return fmt.Sprintf("Runs SNAPSHOT DATABASE on the MA for %s, one at a time.", strings.Join(dbs(StepSnapshot), ", "))
+	case PhaseSyncSnapshot:
+		return fmt.Sprintf("Runs _SYNC_SNAPSHOT on the MA for %s, one at a time, so that the replicas have a snapshot too.", strings.Join(dbs(StepSyncSnapshot), ", "))
+	case PhaseStop:
+		return describeStop(r, p)
+	case PhaseMaintenance:
+		return "Every node is stopped: the cluster is DOWN. Do the work on the hosts now, then say maintenance is done; start brings the cluster back."
+	case PhaseStart:
+		return describeStart(r, p)
+	case PhaseFinalize:
+		s := ""
+		if r.DetectionChanged {
+			s = "Sets leaf_failure_detection back to " + onOff(r.DetectionOriginal) + " (the run turned it off), then r"
+		} else {
+			s = "R"
+		}
+		return s + "uns the preflight checks again as post-checks and writes the summary (downtime, time per phase, who approved what)."
+	}
+	return ""
+}
+
+func describeStop(r *Run, p *Phase) string {
+	var ma, cas, leaves []*Step
+	detectionOff := false
+	for _, s := range p.Steps {
+		switch {
+		case s.Kind == StepDetectionOff:
+			detectionOff = true
+		case s.Role == RoleMaster:
+			ma = append(ma, s)
+		case s.Role == RoleAggregator:
+			cas = append(cas, s)
+		case s.Role == RoleLeaf:
+			leaves = append(leaves, s)
+		}
+	}
+	var b strings.Builder
+	par := "all at once"
+	if n := r.Settings.Parallelism; n > 0 && n < len(leaves) {
+		par = fmt.Sprintf("%d at a time", n)
+	}
+	if detectionOff {
+		b.WriteString("Sets leaf_failure_detection OFF on the MA, then stops ")
+	} else {
+		b.WriteString("Stops ")
+	}
+	if !detectionOff && len(ma) > 0 {
+		b.WriteString(strings.TrimPrefix(ma[0].Label, "stop ") + ", then ")
+	}
+	fmt.Fprintf(&b, "%d child %s in parallel, then %d %s (%s)", len(cas), plural(len(cas), "aggregator", "aggregators"),
+		len(leaves), plural(len(leaves), "leaf", "leaves"), par)
+	if detectionOff && len(ma) > 0 {
+		b.WriteString(", then tries " + strings.TrimSuffix(strings.TrimPrefix(ma[0].Label, "stop "), " (again, last)") + " again, last")
+	}
+	b.WriteString(", with sdb-admin stop-node; list-nodes confirms each. The cluster is DOWN from here until start finishes.")
+	return b.String()
+}
+
+func describeStart(r *Run, p *Phase) string {
+	var leaves, cas, ma int
+	for _, s := range p.Steps {
+		if s.Kind != StepStartNode {
+			continue
+		}
+		switch s.Role {
+		case RoleLeaf:
+			leaves++
+		case RoleAggregator:
+			cas++
+		default:
+			ma++
+		}
+	}
+	if len(p.Steps) == 0 {
+		return "Starts every node that stop stopped: leaves, then child aggregators, then the MA."
+	}
+	par := "in parallel"
+	if n := r.Settings.Parallelism; n > 0 && n < leaves {
+		par = fmt.Sprintf("%d at a time", n)
+	}
+	return fmt.Sprintf("Starts %d %s (%s), waits until every leaf is fully recovered (up to %s), then %d child %s, then the MA, "+
+		"then waits until the MA answers SQL.", leaves, plural(leaves, "leaf", "leaves"), par, recoveryTimeout(r),
+		cas, plural(cas, "aggregator", "aggregators"))
+}
+
+func describeFailure(b *strings.Builder, r *Run, p *Phase) {
+	for _, s := range p.Steps {
+		switch s.Status {
+		case StepFailed:
+			fmt.Fprintf(b, "%s failed: %s: %s\n", p.Name, s.Label, s.Error)
+		case StepInterrupted:
+			fmt.Fprintf(b, "%s was interrupted: %s: %s\n", p.Name, s.Label, s.Error)
+		}
+	}
+	b.WriteString("Retry runs the failed steps again.")
+	if canSkip(r, p) {
+		b.WriteString(" Skip goes on without them (give a reason; it is recorded).")
+	} else {
+		b.WriteString(" The MA's stop cannot be skipped while leaf_failure_detection is ON.")
+	}
+	if canDetectionOff(r, p) {
+		b.WriteString(" Detection-off is the runbook's way out: SET GLOBAL leaf_failure_detection=OFF on the MA (it still answers), " +
+			"stop the child aggregators and leaves, try the MA again last, and restore the setting in finalize.")
+	}
+}
+
+func describeAbort(r *Run, p *Phase) string {
+	switch {
+	case !r.NodesMayBeDown():
+		return "Abort ends the run; no node has been stopped."
+	case r.Recovering || p.Name == PhaseFinalize || (p.Name == PhaseStart && p.Status != PhaseWaiting):
+		return "Abort stops trying and ends the run, leaving nodes as they are now."
+	}
+	return "Abort means recovery: start what is stopped (leaves, wait until recovered, child aggregators, MA), then finalize."
+}
