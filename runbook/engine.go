@@ -379,7 +379,9 @@ func (e *Engine) Output(ctx context.Context, runID, stepID string) ([]Chunk, err
 }
 
 // Describe says, for people, what deciding on phase will do now.
-func (e *Engine) Describe(run *Run, phase PhaseName) string { return Describe(run, phase, e.clock.Now()) }
+func (e *Engine) Describe(run *Run, phase PhaseName) string {
+	return Describe(run, phase, e.clock.Now())
+}
 
 // Resume reloads every open run after a restart. Finished steps are never
 // run again. A step that was started and not finished is re-read first:
