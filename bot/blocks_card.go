@@ -151,6 +151,24 @@ func stepSummary(p *runbook.Phase) string {
 		}
 	}
 	head := fmt.Sprintf("*%s* — %d of %d steps done", p.Name, done, len(p.Steps))
+	if p.Name == runbook.PhaseStop || p.Name == runbook.PhaseStart {
+		verb := "stopped"
+		if p.Name == runbook.PhaseStart {
+			verb = "started"
+		}
+		var parts []string
+		for _, role := range []struct {
+			r    runbook.Role
+			name string
+		}{{runbook.RoleMaster, "MA"}, {runbook.RoleAggregator, "child aggregators"}, {runbook.RoleLeaf, "leaves"}} {
+			if d, n := p.Progress(role.r); n > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d/%d", role.name, d, n))
+			}
+		}
+		if len(parts) > 0 {
+			head = fmt.Sprintf("*%s* — %s %s", p.Name, strings.Join(parts, " · "), verb)
+		}
+	}
 	return head + "\n" + joinLimited(lines, maxSectionText-len(head)-10, moreLines("steps"))
 }
 
@@ -186,6 +204,14 @@ func summary(r *runbook.Run) string {
 	}
 	if !r.EndedAt.IsZero() {
 		fmt.Fprintf(&b, " Total: %s.", fmtDuration(r.EndedAt.Sub(r.StartedAt)))
+	}
+	if sum := runbook.Summarize(r, r.EndedAt); sum.DetectionLeftOff {
+		want := "OFF"
+		if r.DetectionOriginal {
+			want = "ON"
+		}
+		b.WriteString("\n⚠️ *leaf_failure_detection is still OFF*: the run turned it off and could not restore it. " +
+			"Set it back by hand: `SET GLOBAL leaf_failure_detection = " + want + "`.")
 	}
 	if r.PostCheck != nil {
 		b.WriteString("\n*Post-checks* — " + reportSummary(r.PostCheck) + "\n")
@@ -225,13 +251,14 @@ func actionButton(v CardView, p *runbook.Phase, a runbook.Action, val string) *s
 		}
 		return b
 	}
-	stopText := orDefault(v.Next, "This stops every node of the cluster.")
+	// The confirm dialog names what will be stopped: the plan's first line.
+	plan, _, _ := strings.Cut(v.Next, "\n")
+	stopText := orDefault(plan, "Stops every node of the cluster. The cluster is DOWN until start finishes.")
 	switch a {
 	case runbook.ActApprove:
 		b := button("Approve "+string(p.Name), slack.StylePrimary)
 		if p.Name == runbook.PhaseStop {
-			b = b.WithConfirm(confirm("Stop "+r.Cluster+"?", stopText+" The cluster is DOWN until start finishes.",
-				"Stop the cluster", true))
+			b = b.WithConfirm(confirm("Stop "+r.Cluster+"?", stopText, "Stop the cluster", true))
 		}
 		return b
 	case runbook.ActOverride:

@@ -210,9 +210,12 @@ func suggest(word string, candidates []string) string {
 			best, bestD = c, d
 		}
 	}
-	limit := 2
-	if n := len([]rune(word)); n <= 3 {
+	limit := 3
+	switch n := len([]rune(word)); {
+	case n <= 3:
 		limit = 1
+	case n <= 5:
+		limit = 2
 	}
 	if bestD < 0 || bestD > limit {
 		// A prefix is a good guess too: "pre" for "preflight".
