@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sdbmaint/sdbmaint/runbook"
 )
@@ -17,6 +18,10 @@ import (
 type SDBAdmin struct {
 	Runner  Runner
 	Command string // the sdb-admin command on the toolbox host; default "sdb-admin"
+	// ListTimeout bounds list-nodes, which only reads; 0 leaves it to the
+	// context. Stop and start are bounded by their context alone: a node
+	// may take long to stop.
+	ListTimeout time.Duration
 }
 
 var _ runbook.NodeController = (*SDBAdmin)(nil)
@@ -45,6 +50,11 @@ func (a *SDBAdmin) ListNodes(ctx context.Context) ([]runbook.Node, error) {
 		return nil, err
 	}
 	cmd := base + " list-nodes --json"
+	if a.ListTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.ListTimeout)
+		defer cancel()
+	}
 	var stdout bytes.Buffer
 	err = a.Runner.Run(ctx, cmd, func(stream, line string) {
 		if stream == "stdout" {
