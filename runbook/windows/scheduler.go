@@ -21,7 +21,7 @@ import (
 const (
 	DefaultGrace    = 2 * time.Minute
 	DefaultLease    = 2 * time.Minute
-	DefaultLookback = 24 * time.Hour
+	DefaultLookback = 7 * 24 * time.Hour
 	DefaultRefresh  = time.Minute
 )
 

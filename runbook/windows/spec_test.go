@@ -228,7 +228,7 @@ func TestDurations(t *testing.T) {
 			t.Errorf("ParseDuration(%q) = %v; want Invalid", in, err)
 		}
 	}
-	for d, want := range map[time.Duration]string{3 * time.Hour: "3h", 90 * time.Minute: "1h30m", 10 * time.Minute: "10m", 48 * time.Hour: "2d", 45 * time.Second: "45s"} {
+	for d, want := range map[time.Duration]string{3 * time.Hour: "3h", 90 * time.Minute: "1h30m", 10 * time.Minute: "10m", 48 * time.Hour: "2d", 24 * time.Hour: "24h", 45 * time.Second: "45s"} {
 		if got := FormatDuration(d); got != want {
 			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
 		}

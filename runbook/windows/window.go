@@ -195,13 +195,13 @@ func (w *Window) Describe() string {
 }
 
 // fmtDuration prints a duration the way people write it: 3h, 1h30m, 10m,
-// 2d (never "3h0m0s").
+// 24h, 2d (never "3h0m0s").
 func fmtDuration(d time.Duration) string {
 	if d <= 0 {
 		return d.String()
 	}
 	var b strings.Builder
-	if days := d / (24 * time.Hour); days > 0 && d%(24*time.Hour) == 0 {
+	if days := d / (24 * time.Hour); days > 1 && d%(24*time.Hour) == 0 {
 		return fmt.Sprintf("%dd", days)
 	}
 	if h := d / time.Hour; h > 0 {
