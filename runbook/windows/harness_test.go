@@ -233,7 +233,7 @@ func newHarness(t *testing.T, now time.Time, config ...windows.Window) *harness 
 		t: t, path: filepath.Join(t.TempDir(), "sdbmaint.db"), clock: clock,
 		clusters: clusters{"prod": {name: "prod", down: map[string]bool{}}, "staging": {name: "staging", down: map[string]bool{}}},
 		rec:      newRecorder(clock), config: config,
-		opts:     windows.Options{Refresh: 365 * 24 * time.Hour},
+		opts: windows.Options{Refresh: 365 * 24 * time.Hour},
 	}
 }
 
