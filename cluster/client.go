@@ -40,7 +40,7 @@ type SQLOptions struct {
 	AdminTimeout time.Duration
 	// MaxConns is the size of the connection pool: one connection per
 	// concurrent statement, so preflight's statements never queue for a
-	// connection (default 32).
+	// connection (default 64).
 	MaxConns int
 	// Location is the time zone of the server's DATETIME values, such as
 	// MV_BACKUP_HISTORY.END_TIMESTAMP (default UTC).
@@ -52,7 +52,7 @@ type SQLOptions struct {
 const (
 	DefaultConnectTimeout   = 10 * time.Second
 	DefaultStatementTimeout = 30 * time.Second
-	DefaultMaxConns         = 32
+	DefaultMaxConns         = 64
 )
 
 // Client runs the runbook's admin statements on the master aggregator.
