@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -131,7 +132,7 @@ func (s *Slack) ApproverGroups() []string { return s.approvers(true) }
 func (s *Slack) approvers(groups bool) []string {
 	var out []string
 	for _, a := range s.Approvers {
-		if (a[0] == 'S') == groups {
+		if strings.HasPrefix(a, "S") == groups {
 			out = append(out, a)
 		}
 	}
@@ -227,7 +228,8 @@ type Package struct {
 type Window struct {
 	// Spec is the cron expression as written, with any CRON_TZ= prefix.
 	Spec string
-	// Schedule is Spec parsed by cron.ParseStandard.
+	// Schedule is Spec parsed by cron.ParseStandard; without a CRON_TZ=
+	// prefix it runs in the host's local time zone.
 	Schedule cron.Schedule `json:"-"`
 	Duration time.Duration
 	// Announce holds the lead times of announcements, longest first.

@@ -24,6 +24,10 @@ const maxFileSize = 1 << 20
 // are left relative to the working directory; Load resolves them against
 // the file's directory instead. When the file is not valid the error is an
 // Errors listing every problem.
+//
+// Besides the keys DESIGN.md documents, the file may use YAML anchors,
+// aliases and merge keys (<<), and top-level keys starting with x- are
+// ignored so that they can hold shared blocks for clusters to merge in.
 func Parse(r io.Reader, getenv func(string) string) (*Config, error) {
 	return parse(r, getenv, "")
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sdbmaint/sdbmaint/cluster/sim"
 	"github.com/sdbmaint/sdbmaint/config"
 )
 
@@ -159,5 +160,34 @@ func TestLoadConfig(t *testing.T) {
 	want := "config " + path + " is not valid (1 problem):\n  clusters[0].sql.addr: missing port"
 	if !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("loadConfig(invalid) error:\n%v\nwant it to start with\n%s", err, want)
+	}
+}
+
+// TestConfigCheckSimConfig checks the config that sdbmaint sim writes: the
+// contract between the simulated cluster and every other command.
+func TestConfigCheckSimConfig(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := sim.Start(ctx, sim.Options{})
+	if err != nil {
+		t.Fatalf("start sim: %v", err)
+	}
+	defer c.Close()
+	path := filepath.Join(t.TempDir(), "sim.yaml")
+	if err := c.WriteConfig(path); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runConfigCheckCmd(t, envMap(), "--config", path)
+	if code != 0 || !strings.HasPrefix(out, "OK: 1 cluster (sim)\n") {
+		t.Fatalf("config check of the sim's config: exit %d\nstdout %s\nstderr %s", code, out, errs)
+	}
+	cfg, err := loadConfig(&Env{Getenv: envMap()}, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, _ := cfg.Cluster("sim")
+	if cl.SQL.Addr != c.MySQLAddr() || cl.Toolbox.SSH.Addr != c.SSHAddr() || cl.SQL.Password.Reveal() == "" {
+		t.Errorf("sim cluster = %+v; want the sim's addresses %s and %s", cl, c.MySQLAddr(), c.SSHAddr())
 	}
 }
