@@ -150,12 +150,10 @@ func loadWindows(ctx context.Context, store Store, config []Window, loc *time.Lo
 		return nil, fmt.Errorf("stored windows: %w", err)
 	}
 	for _, w := range stored {
-		spec, err := ParseSpec(w.Spec, loc)
-		if err != nil {
+		if err := w.Parse(loc); err != nil {
 			log.Error("stored window no longer parses", "window", w.ID, "cluster", w.Cluster, "err", err)
 			continue
 		}
-		w.spec = spec
 		out = append(out, w)
 	}
 	return out, nil
@@ -350,8 +348,8 @@ func ListUpcoming(ctx context.Context, store Store, ws []Window, cluster string,
 		starts = append(starts, w.Starts(now, n)...)
 		for _, st := range starts {
 			p := Planned{Start: st, End: st.Add(w.Duration)}
-			for i := len(w.Announce) - 1; i >= 0; i-- {
-				p.Announce = append(p.Announce, st.Add(-w.Announce[i]))
+			for _, l := range w.Announce { // longest lead first: earliest first
+				p.Announce = append(p.Announce, st.Add(-l))
 			}
 			if store != nil {
 				f, err := store.Firing(ctx, FiringKey(w.ID, st, KindStart, 0))

@@ -124,6 +124,18 @@ func (w *Window) Validate(def *time.Location, now time.Time) error {
 	return nil
 }
 
+// Parse reads the window's spec (in def when it names no zone) without the
+// other checks of Validate: for windows that were validated when they were
+// made, read back from a store.
+func (w *Window) Parse(def *time.Location) error {
+	spec, err := ParseSpec(w.Spec, def)
+	if err != nil {
+		return err
+	}
+	w.spec = spec
+	return nil
+}
+
 // minGap returns the shortest time between n consecutive firings of spec
 // after now; 0 when it fires fewer than twice.
 func minGap(spec *Spec, now time.Time, n int) time.Duration {
