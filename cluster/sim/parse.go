@@ -200,8 +200,12 @@ func (p *parser) number() (int, bool) {
 	return n, true
 }
 
-// fail is a syntax error near the current token.
+// fail is a syntax error near the current token; at the end of the
+// statement it names the whole statement.
 func (p *parser) fail() error {
+	if p.atEnd() {
+		return syntaxError(p.src)
+	}
 	return syntaxError(p.src[p.peek().pos:])
 }
 
@@ -298,9 +302,7 @@ func (p *parser) dbThenEnd(st *statement) error {
 // optDatabaseThenDB reads "[DATABASE] db". A database literally named
 // DATABASE must be quoted.
 func (p *parser) optDatabaseThenDB(st *statement) error {
-	if p.isKw("DATABASE") && p.i+1 < len(p.toks) {
-		p.i++
-	}
+	p.kw("DATABASE")
 	db, ok := p.ident()
 	if !ok {
 		return p.fail()

@@ -306,18 +306,20 @@ func (s *sshServer) run(w *output, cmdline string) int {
 	}
 	c.mu.Lock()
 	idx := len(c.entries)
-	c.record("ssh", target, cmdline, nil)
 	drop := c.takeSSHDrop()
+	var dropErr error
+	if drop {
+		// recorded before the drop, which the client may see first
+		dropErr = errors.New("session dropped")
+	}
+	c.record("ssh", target, cmdline, dropErr)
 	c.mu.Unlock()
 	if drop {
 		w.dropAfter = 1
 		c.logger.Info("ssh session dropped by fault", "command", cmdline)
 	}
 	code, errText := s.dispatch(w, words, perr, args, aerr)
-	if w.dropped {
-		errText = "session dropped"
-	}
-	if errText != "" {
+	if errText != "" && !drop {
 		c.mu.Lock()
 		if idx < len(c.entries) {
 			c.entries[idx].Error = errText
@@ -445,7 +447,7 @@ func (s *sshServer) stopStart(w *output, start bool, id string) (int, string) {
 		msg := fmt.Sprintf("no node found with MemSQL ID %s", id)
 		w.err("Error: %s", msg)
 		return 1, msg
-	case n.running != start:
+	case n.running == start:
 		c.mu.Unlock()
 		w.out("✓ %s node %s on 127.0.0.1:%d is already %s", n.adminRole(), n.id, n.port, past)
 		return 0, ""
