@@ -17,26 +17,36 @@ type CardStore interface {
 	LoadCard(ctx context.Context, runID string) (channel, ts string, err error)
 }
 
-// SQLCardStore keeps card locations in a table of its own (slack_cards) in
-// any database/sql database: the SQLite file of the runbook store, or a
-// shared MySQL-compatible one. It uses only portable SQL.
+// SQLCardStore keeps card locations in a table of its own (slack_cards)
+// in the runbook store's database, migrated as component "bot". It uses
+// only portable SQL.
 type SQLCardStore struct {
 	db *sql.DB
 }
 
 var _ CardStore = (*SQLCardStore)(nil)
 
-// NewSQLCardStore creates the slack_cards table if it is missing.
-func NewSQLCardStore(ctx context.Context, db *sql.DB) (*SQLCardStore, error) {
-	_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS slack_cards (
-		run_id  VARCHAR(64) NOT NULL PRIMARY KEY,
-		channel VARCHAR(64) NOT NULL,
-		ts      VARCHAR(64) NOT NULL
-	)`)
-	if err != nil {
-		return nil, fmt.Errorf("create table slack_cards: %w", err)
+// CardSchema are the migration steps of the bot's table.
+var CardSchema = []string{`CREATE TABLE slack_cards (
+	run_id  VARCHAR(64) NOT NULL PRIMARY KEY,
+	channel VARCHAR(64) NOT NULL,
+	ts      VARCHAR(64) NOT NULL
+)`}
+
+// Migrator is a database that keeps several components' tables and their
+// schema versions: runbook/sqlite's Store.
+type Migrator interface {
+	Migrate(ctx context.Context, component string, steps []string) error
+	DB() *sql.DB
+}
+
+// NewSQLCardStore brings the bot's table up to date in m and returns the
+// store.
+func NewSQLCardStore(ctx context.Context, m Migrator) (*SQLCardStore, error) {
+	if err := m.Migrate(ctx, "bot", CardSchema); err != nil {
+		return nil, fmt.Errorf("card store: %w", err)
 	}
-	return &SQLCardStore{db: db}, nil
+	return &SQLCardStore{db: m.DB()}, nil
 }
 
 // SaveCard records (or replaces) the card of runID.

@@ -72,7 +72,9 @@ func (b *Bot) signed(secret []byte, kind string, next func(r *http.Request, body
 			http.Error(w, "cannot read request", http.StatusBadRequest)
 			return
 		}
-		if err := verifySignature(secret, r.Header, body, b.clock.Now()); err != nil {
+		// Slack's timestamps are wall-clock time, so the window is checked
+		// against the wall clock, never the bot's injectable clock.
+		if err := verifySignature(secret, r.Header, body, time.Now()); err != nil {
 			reason := "forged"
 			switch {
 			case errors.Is(err, errUnsigned):

@@ -27,6 +27,7 @@ const (
 type op struct {
 	kind    opKind
 	card    *card
+	run     *runbook.Run // the card's snapshot when the op was chosen
 	msg     Message
 	entries []threadEntry
 	file    int
@@ -86,7 +87,7 @@ func (bd *board) next(o *outbox) (*op, time.Duration, bool) {
 		if c.ts == "" && c.run != nil {
 			if canPost {
 				c.dirty, c.urgent = false, false
-				return &op{kind: opPostCard, card: c, msg: b.render(c.run)}, 0, false
+				return &op{kind: opPostCard, card: c, run: c.run, msg: b.render(c.run)}, 0, false
 			}
 			due(postAt)
 		}
@@ -98,7 +99,7 @@ func (bd *board) next(o *outbox) (*op, time.Duration, bool) {
 		}
 		if at := c.lastUpdate.Add(b.opts.PostInterval); !now.Before(at) {
 			c.dirty, c.urgent = false, false
-			return &op{kind: opUpdateCard, card: c, msg: b.render(c.run)}, 0, false
+			return &op{kind: opUpdateCard, card: c, run: c.run, msg: b.render(c.run)}, 0, false
 		} else {
 			due(at)
 		}
@@ -111,7 +112,7 @@ func (bd *board) next(o *outbox) (*op, time.Duration, bool) {
 			entries := c.pending
 			c.pending = nil
 			c.files++
-			return &op{kind: opThread, card: c, entries: entries, file: c.files}, 0, false
+			return &op{kind: opThread, card: c, run: c.run, entries: entries, file: c.files}, 0, false
 		}
 		due(postAt)
 	}
@@ -127,7 +128,7 @@ func (bd *board) next(o *outbox) (*op, time.Duration, bool) {
 		if c.ts == "" || c.run == nil {
 			continue
 		}
-		if !c.dirty && c.run.Status.Open() && !c.run.DownSince.IsZero() && c.run.UpAt.IsZero() {
+		if !bd.closing && !c.dirty && c.run.Status.Open() && !c.run.DownSince.IsZero() && c.run.UpAt.IsZero() {
 			// The downtime clock on the card moves even when nothing happens.
 			if at := c.lastUpdate.Add(b.opts.DownRefresh); !now.Before(at) {
 				c.dirty = true
@@ -144,7 +145,7 @@ func (bd *board) next(o *outbox) (*op, time.Duration, bool) {
 		}
 		if at := c.lastUpdate.Add(interval); !now.Before(at) {
 			c.dirty, c.urgent = false, false
-			return &op{kind: opUpdateCard, card: c, msg: b.render(c.run)}, 0, false
+			return &op{kind: opUpdateCard, card: c, run: c.run, msg: b.render(c.run)}, 0, false
 		} else {
 			due(at)
 		}
@@ -178,8 +179,8 @@ func (bd *board) exec(o *outbox, x *op) {
 	b := bd.b
 	ctx := bd.ctx
 	log := b.log.With("channel", o.channel)
-	if x.card != nil && x.card.run != nil {
-		log = b.logFor(x.card.run).With("channel", o.channel)
+	if x.run != nil {
+		log = b.logFor(x.run).With("channel", o.channel)
 	}
 	var err error
 	switch x.kind {
@@ -257,11 +258,11 @@ func (bd *board) postThread(ctx context.Context, o *outbox, x *op) error {
 	b := bd.b
 	bd.mu.Lock()
 	ts := x.card.ts
-	phase := ""
-	if x.card.run != nil {
-		phase = string(x.card.run.Current)
-	}
 	bd.mu.Unlock()
+	phase := ""
+	if x.run != nil {
+		phase = string(x.run.Current)
+	}
 	text := ThreadText(clipEntries(x.entries))
 	var err error
 	if utf8.RuneCountInString(text) <= maxInlineOutput {
