@@ -22,7 +22,9 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // t0 is the fixtures' clock: 2026-03-01 03:10 UTC.
 var t0 = time.Date(2026, 3, 1, 3, 10, 0, 0, time.UTC)
 
-func at(min, sec int) time.Time { return t0.Add(time.Duration(min)*time.Minute + time.Duration(sec)*time.Second) }
+func at(min, sec int) time.Time {
+	return t0.Add(time.Duration(min)*time.Minute + time.Duration(sec)*time.Second)
+}
 
 // golden compares m's JSON with testdata/name.json and checks Slack's limits.
 func golden(t *testing.T, name string, m Message) {
