@@ -100,7 +100,11 @@ func (p *Preflighter) Preflight(ctx context.Context) (*runbook.Report, error) {
 	g.run(func(ctx context.Context) (err error) { f.aggs, err = sqlc.ShowAggregators(ctx); return })
 	g.run(func(ctx context.Context) (err error) { f.status, err = sqlc.ClusterStatus(ctx); return })
 	g.run(func(ctx context.Context) (err error) { f.detection, err = sqlc.LeafFailureDetection(ctx); return })
-	g.run(func(ctx context.Context) (err error) { f.backups, err = sqlc.LatestBackups(ctx); return })
+	if p.opts.BackupRecent > 0 {
+		// Without a window recent_backup has nothing to judge, and the
+		// history table need not even be readable.
+		g.run(func(ctx context.Context) (err error) { f.backups, err = sqlc.LatestBackups(ctx); return })
+	}
 	g.run(func(ctx context.Context) (err error) { f.nodes, err = p.opts.Admin.ListNodes(ctx); return })
 
 	plans := newPlanSet()

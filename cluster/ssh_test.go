@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/sdbmaint/sdbmaint/runbook"
 )
@@ -335,5 +339,36 @@ func TestNewSSHRunnerChecksFiles(t *testing.T) {
 		if err == nil || runbook.ErrorKind(err) != runbook.Invalid || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: got %v, want an invalid error naming %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// The client asks the server for the key types known_hosts has for it, so
+// that a host with several keys presents one we can check.
+func TestSSHKnownAlgorithms(t *testing.T) {
+	t.Parallel()
+	srv := startSSHServer(t, func(s *execSession) {})
+	r := newRunner(t, srv.options())
+	if got := r.knownAlgorithms(); !slices.Equal(got, []string{"ssh-ed25519"}) {
+		t.Errorf("ed25519 host: %q", got)
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPub, err := ssh.NewPublicKey(&rsaKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.writeKnownHosts(rsaPub, srv.HostKey.PublicKey())
+	if got := r.knownAlgorithms(); !slices.Equal(got, []string{"rsa-sha2-512", "rsa-sha2-256", "ssh-rsa", "ssh-ed25519"}) {
+		t.Errorf("rsa and ed25519: %q", got)
+	}
+	// The server still connects with the ed25519 key it has.
+	if err := r.Run(testCtx(t), "true", nil); err != nil {
+		t.Fatal(err)
+	}
+	srv.writeKnownHosts()
+	if got := r.knownAlgorithms(); got != nil {
+		t.Errorf("unknown host: %q", got)
 	}
 }
