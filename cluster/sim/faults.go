@@ -197,9 +197,13 @@ func (c *Cluster) apply(spec string, f fault, on bool) error {
 		return err
 	}
 	if on {
-		for _, a := range c.faults.active {
+		for i, a := range c.faults.active {
 			if a.String() == f.String() && f.kind != "ssh-drop" {
 				return nil // already active
+			}
+			if a.kind == "slow" && f.kind == "slow" {
+				c.faults.active = append(c.faults.active[:i], c.faults.active[i+1:]...)
+				break // one delay at a time: the new one replaces it
 			}
 		}
 		c.faults.active = append(c.faults.active, f)

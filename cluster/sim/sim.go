@@ -182,13 +182,18 @@ func (c *Cluster) listen(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// Nodes answer as soon as they listen, so ports are assigned under the
+	// lock that their statements take.
+	c.mu.Lock()
 	for _, n := range c.nodes {
 		n.sql = newSQLNode(c, n)
 		if err := n.sql.start("127.0.0.1:0"); err != nil {
+			c.mu.Unlock()
 			return fmt.Errorf("listen for %s: %w", n.role, err)
 		}
 		n.port = n.sql.port
 	}
+	c.mu.Unlock()
 	s, err := newSSHServer(c)
 	if err != nil {
 		return err
@@ -397,6 +402,7 @@ func (c *Cluster) record(via, nodeID, text string, err error) {
 		e.Error = err.Error()
 	}
 	c.entries = append(c.entries, e)
+	c.logger.Info("received", "via", via, "node", nodeID, "text", text, "error", e.Error)
 	c.notify()
 }
 
