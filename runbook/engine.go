@@ -84,6 +84,7 @@ type Engine struct {
 // runState is one open run in memory; mu serialises everything that
 // happens to it.
 type runState struct {
+	name    string // the cluster's name; never changes, so read without mu
 	mu      sync.Mutex
 	run     *Run
 	cluster *Cluster
@@ -179,7 +180,7 @@ func (e *Engine) register(run *Run, c *Cluster) *runState {
 	if rs, ok := e.runs[run.ID]; ok {
 		return rs
 	}
-	rs := &runState{run: run, cluster: c, log: e.log.With("run", run.ID, "cluster", run.Cluster)}
+	rs := &runState{name: run.Cluster, run: run, cluster: c, log: e.log.With("run", run.ID, "cluster", run.Cluster)}
 	e.runs[run.ID] = rs
 	return rs
 }
@@ -196,7 +197,7 @@ func (e *Engine) Decide(ctx context.Context, d Decision) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	may, err := e.approvers.MayApprove(ctx, rs.run.Cluster, d.By)
+	may, err := e.approvers.MayApprove(ctx, rs.name, d.By)
 	if err != nil {
 		return Outcome{}, Wrap(Unavailable, err, "could not check whether %s may approve", d.By)
 	}
@@ -227,7 +228,7 @@ func (e *Engine) state(ctx context.Context, id string) (*runState, error) {
 		return nil, err
 	}
 	if !run.Status.Open() {
-		return &runState{run: run, log: e.log.With("run", run.ID, "cluster", run.Cluster)}, nil
+		return &runState{name: run.Cluster, run: run, log: e.log.With("run", run.ID, "cluster", run.Cluster)}, nil
 	}
 	return e.resumeRun(ctx, run)
 }
@@ -427,7 +428,13 @@ func (e *Engine) resumeRun(ctx context.Context, run *Run) (*runState, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.bus.publish(Event{Kind: EventRunUpdated, At: e.clock.Now(), Run: snap, Phase: snap.Current})
+	// Tell every watcher where the run stands now: a gate that waited
+	// before the restart waits again.
+	kind := EventRunUpdated
+	if snap.Waiting() {
+		kind = EventGateWaiting
+	}
+	e.bus.publish(Event{Kind: kind, At: e.clock.Now(), Run: snap, Phase: snap.Current})
 	return rs, nil
 }
 
@@ -448,7 +455,8 @@ func (e *Engine) Drain(ctx context.Context) error {
 	// launching its steps, so the wait below sees all of them.
 	for _, rs := range states {
 		rs.mu.Lock()
-		rs.mu.Unlock() //nolint:staticcheck // empty critical section: a barrier
+		_ = rs.run // nothing to do inside: taking the lock is the barrier
+		rs.mu.Unlock()
 	}
 	done := make(chan struct{})
 	go func() {

@@ -102,7 +102,7 @@ func (e *Engine) nodeStep(ctx context.Context, c *Cluster, st *Step, out OutputF
 		err = c.Nodes.StopNode(ctx, st.Target, out)
 	}
 	if err != nil {
-		return "", fmt.Errorf("%s-node %s: %w", map[bool]string{true: "start", false: "stop"}[want], st.Target, err)
+		return "", err // the adapter's error names the command and its exit
 	}
 	timeout := c.ConfirmTimeout
 	if timeout <= 0 {

@@ -15,9 +15,11 @@ func (r *Run) Clone() *Run {
 	c.Settings.AutoApprove = slices.Clone(r.Settings.AutoApprove)
 	c.Preflight = r.Preflight.Clone()
 	c.PostCheck = r.PostCheck.Clone()
-	c.Phases = make([]*Phase, len(r.Phases))
-	for i, p := range r.Phases {
-		c.Phases[i] = p.Clone()
+	if r.Phases != nil {
+		c.Phases = make([]*Phase, len(r.Phases))
+		for i, p := range r.Phases {
+			c.Phases[i] = p.Clone()
+		}
 	}
 	return &c
 }
@@ -32,10 +34,12 @@ func (p *Phase) Clone() *Phase {
 		a := *p.Approval
 		c.Approval = &a
 	}
-	c.Steps = make([]*Step, len(p.Steps))
-	for i, s := range p.Steps {
-		st := *s
-		c.Steps[i] = &st
+	if p.Steps != nil {
+		c.Steps = make([]*Step, len(p.Steps))
+		for i, s := range p.Steps {
+			st := *s
+			c.Steps[i] = &st
+		}
 	}
 	return &c
 }
