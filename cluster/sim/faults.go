@@ -11,7 +11,7 @@ import (
 
 // FaultForms lists the fault SPECs Inject, --fault and POST /faults accept.
 // NODE is a node id as State shows it; DB is a user database.
-const FaultForms = `  leaf-offline:NODE          the MA sees the leaf offline (and fails it over when leaf_failure_detection is ON)
+const FaultForms = `  leaf-offline:NODE         the MA sees the leaf offline (and fails it over when leaf_failure_detection is ON)
   aggregator-offline:NODE   the MA sees the child aggregator offline
   orphan:DB                 an orphaned copy of DB's partition 0 on a leaf
   rebalance-pending:DB      EXPLAIN REBALANCE PARTITIONS ON DB returns a plan

@@ -402,7 +402,11 @@ func (c *Cluster) record(via, nodeID, text string, err error) {
 		e.Error = err.Error()
 	}
 	c.entries = append(c.entries, e)
-	c.logger.Info("received", "via", via, "node", nodeID, "text", text, "error", e.Error)
+	if e.Error != "" {
+		c.logger.Info("received", "via", via, "node", nodeID, "text", text, "error", e.Error)
+	} else {
+		c.logger.Info("received", "via", via, "node", nodeID, "text", text)
+	}
 	c.notify()
 }
 
