@@ -159,7 +159,7 @@ func TestSSHRefusesOtherKeysAndShells(t *testing.T) {
 // arrives while the node is still running.
 func TestStopStartStreamOutputAndChangeState(t *testing.T) {
 	t.Parallel()
-	c := startSim(t, sim.Options{Leaves: 2, Aggregators: -1, StopTime: 300 * time.Millisecond, RecoveryTime: 20 * time.Millisecond})
+	c := startSim(t, sim.Options{Leaves: 2, Aggregators: -1, StopTime: time.Second, RecoveryTime: 20 * time.Millisecond})
 	cl := sshClient(t, c)
 	leaf := c.Leaves()[0]
 	s, err := cl.NewSession()
