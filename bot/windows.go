@@ -476,6 +476,9 @@ func WindowMissedMessage(m windows.Missed, now time.Time) Message {
 	}
 	cl := escapeMrkdwn(m.Window.Cluster)
 	what := strings.Join(names, ", ")
+	if len(names) > 1 {
+		what = strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+	}
 	var text string
 	if m.InDoubt {
 		text = fmt.Sprintf("⚠️ sdbmaint stopped while sending %s of the maintenance window for `%s` at %s; it may not have reached this channel.",
@@ -486,7 +489,12 @@ func WindowMissedMessage(m windows.Missed, now time.Time) Message {
 	}
 	blocks := []slack.Block{section("window-missed", text)}
 	startMissed := slices.ContainsFunc(m.Firings, func(f windows.Firing) bool { return f.Kind == windows.KindStart })
+	endMissed := slices.ContainsFunc(m.Firings, func(f windows.Firing) bool { return f.Kind == windows.KindEnd })
 	switch {
+	case endMissed && !startMissed:
+		blocks = append(blocks, section("window-what", fmt.Sprintf(
+			"The window ended %s and its run on `%s` has not passed the stop gate: stopping now needs an approver's *explicit override* (\"Approve stop anyway\" on the card); otherwise abort the run.",
+			slackDateTime(m.End), cl)))
 	case startMissed:
 		blocks = append(blocks, section("window-what", fmt.Sprintf(
 			"No run was opened for this window. If the maintenance should still happen, start it by hand with `/sdbmaint start %s`.", cl)))

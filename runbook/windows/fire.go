@@ -36,8 +36,12 @@ func items(w *Window, from, to time.Time) []item {
 			out = append(out, it)
 		}
 	}
-	// An occurrence has firings from start-maxLead to start+duration.
+	// An occurrence has firings from start-maxLead to start+duration. One
+	// that began before the window was made has none.
 	for st := w.Next(from.Add(-w.Duration)); !st.IsZero() && !st.After(to.Add(w.maxLead())); st = w.Next(st) {
+		if st.Before(w.CreatedAt) {
+			continue
+		}
 		for _, l := range w.Announce {
 			add(item{w: w, start: st, kind: KindAnnounce, lead: l, due: st.Add(-l)})
 		}
@@ -119,6 +123,14 @@ func (s *Scheduler) Tick(ctx context.Context) (time.Time, error) {
 			f, ok, err := s.claimMissed(ctx, it, now)
 			if err != nil {
 				return time.Time{}, err
+			}
+			if ok && it.kind == KindEnd {
+				// A late end notice matters only while the window's run
+				// still waits before stop; otherwise there is nothing to say.
+				if run := s.closedRun(ctx, it.w, it.start); run == nil {
+					s.finish(ctx, f.Key, "missed; nothing to say: no run of this window waits before stop")
+					continue
+				}
 			}
 			if ok {
 				k := FiringKey(it.w.ID, it.start, KindStart, 0)
@@ -313,6 +325,20 @@ func (s *Scheduler) closeWindow(ctx context.Context, occ Occurrence, log *slog.L
 		return "window closed before stop; the announcement failed: " + runbook.ErrorMessage(err)
 	}
 	return "window closed before stop was approved in run " + run.ID + "; notified"
+}
+
+// closedRun returns the open run of the occurrence starting at start if it
+// has not passed its stop gate, or nil.
+func (s *Scheduler) closedRun(ctx context.Context, w *Window, start time.Time) *runbook.Run {
+	run, err := s.runs.OpenRun(ctx, w.Cluster)
+	if err != nil {
+		s.log.Error("read open run at window end", "window", w.ID, "cluster", w.Cluster, "err", err)
+		return nil
+	}
+	if run == nil || run.Window != w.ID || !run.WindowEnds.Equal(start.Add(w.Duration)) || stopApproved(run) {
+		return nil
+	}
+	return run
 }
 
 // stopApproved reports whether the run got past its stop gate.

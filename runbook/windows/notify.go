@@ -47,7 +47,9 @@ type Notifier interface {
 	// it (By), or a run was already open (Existing), or opening failed.
 	Skipped(ctx context.Context, s Skipped) error
 	// Missed says firings were not carried out because sdbmaint was down
-	// (or stopped while carrying them out) past the grace period.
+	// (or stopped while carrying them out) past the grace period. A missed
+	// end notice is only reported while the window's run still waits
+	// before its stop gate (then stopping needs an override).
 	Missed(ctx context.Context, m Missed) error
 	// WindowClosed says the window ended before its run's stop gate was
 	// approved: stopping now needs an approver's explicit override.

@@ -342,8 +342,9 @@ func ListUpcoming(ctx context.Context, store Store, ws []Window, cluster string,
 		}
 		u := Upcoming{Window: w}
 		var starts []time.Time
-		if prev := w.Next(now.Add(-w.Duration)); !prev.IsZero() && !prev.After(now) {
-			starts = append(starts, prev) // in progress
+		// The occurrence in progress, unless the window was made after it began.
+		if prev := w.Next(now.Add(-w.Duration)); !prev.IsZero() && !prev.After(now) && !prev.Before(w.CreatedAt) {
+			starts = append(starts, prev)
 		}
 		starts = append(starts, w.Starts(now, n)...)
 		for _, st := range starts {
