@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/sdbmaint/sdbmaint/bot"
 	"github.com/sdbmaint/sdbmaint/config"
 	"github.com/sdbmaint/sdbmaint/runbook/sqlite"
 	"github.com/sdbmaint/sdbmaint/runbook/windows"
@@ -32,6 +34,31 @@ func configWindows(cfg *config.Config) []windows.Window {
 		}
 	}
 	return out
+}
+
+// startWindows wires maintenance windows into serve: the Slack side of
+// windows onto b (its verbs and the Skip button, so call it before
+// b.Serve) and a scheduler keeping its records in st, the same SQLite file
+// as the runs. It returns the scheduler's loop; serve runs it on its own
+// goroutine with the context that SIGTERM cancels.
+func startWindows(ctx context.Context, cfg *config.Config, st *sqlite.Store, b *bot.Bot, log *slog.Logger) (func(context.Context) error, error) {
+	ws, err := st.Windows(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("windows store: %w", err)
+	}
+	ww := bot.NewWindows(b)
+	sched, err := windows.New(windows.Options{
+		Store: ws, Runs: ww.Runs(), Notifier: ww, Approvers: b,
+		Config: configWindows(cfg), Clusters: cfg.ClusterNames(),
+		Logger: log.With("component", "windows"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := ww.Attach(sched); err != nil {
+		return nil, err
+	}
+	return sched.Run, nil
 }
 
 // runWindows lists the upcoming maintenance windows: those of the config

@@ -4,12 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/slack-go/slack"
+
+	"github.com/sdbmaint/sdbmaint/bot"
+	"github.com/sdbmaint/sdbmaint/config"
+	"github.com/sdbmaint/sdbmaint/runbook"
 	"github.com/sdbmaint/sdbmaint/runbook/sqlite"
 	"github.com/sdbmaint/sdbmaint/runbook/windows"
 )
@@ -187,5 +194,53 @@ func TestWindowsCommandErrors(t *testing.T) {
 		if code != c.code || !strings.Contains(errOut, c.says) {
 			t.Errorf("windows %v: exit %d, stderr %q; want exit %d saying %q", c.args, code, errOut, c.code, c.says)
 		}
+	}
+}
+
+type namesOnly []string
+
+func (n namesOnly) Cluster(_ context.Context, name string) (*runbook.Cluster, error) {
+	return nil, runbook.Errorf(runbook.Invalid, "no cluster %q in this test", name)
+}
+func (n namesOnly) Names() []string { return n }
+
+// TestStartWindows wires windows into a bot as serve does: the verbs are
+// added, the config windows are scheduled, and the loop ends with ctx.
+func TestStartWindows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := windowsDir(t)
+	cfg, err := config.Load(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "sdbmaint.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	eng := runbook.NewEngine(runbook.EngineConfig{Store: st, Clusters: namesOnly(cfg.ClusterNames())})
+	b, err := bot.New(bot.Options{Engine: eng, API: slack.New("xoxb-test", slack.OptionAPIURL("http://127.0.0.1:1/")),
+		Clusters: namesOnly(cfg.ClusterNames()), Channel: "C0123456"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := startWindows(ctx, cfg, st, b, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, v := range b.Verbs() {
+		names = append(names, v.Name)
+	}
+	for _, want := range []string{"schedule", "windows", "unschedule"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("verbs %v lack %s", names, want)
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := run(cctx); err != nil {
+		t.Fatalf("the scheduler loop after cancel: %v", err)
 	}
 }
