@@ -256,30 +256,47 @@ func (s *Scheduler) perform(ctx context.Context, w *Window, f Firing) {
 	occ := occurrence(*w, f.Start.In(w.Location()))
 	log := s.log.With("window", w.ID, "cluster", w.Cluster, "start", occ.Start, "kind", f.Kind)
 	var result string
-	switch f.Kind {
-	case KindAnnounce:
+	switch {
+	case f.Plan == PlanSkip: // only after a crash: the skip is recorded, its notice may not be
+		result = "skipped"
+		if err := s.notify.Skipped(ctx, Skipped{Occurrence: occ, By: f.By, Reason: "skipped by an approver"}); err != nil {
+			log.Error("announce skip", "err", err)
+			result = "skipped; the announcement failed: " + runbook.ErrorMessage(err)
+		}
+	case f.Kind == KindAnnounce:
 		log.Info("announcing window", "lead", f.Lead)
 		result = "announced"
 		if err := s.notify.Announce(ctx, Announcement{Occurrence: occ, Lead: f.Lead, Key: f.Key}); err != nil {
 			log.Error("announce window", "err", err)
 			result = "announcement failed: " + runbook.ErrorMessage(err)
 		}
-	case KindStart:
-		result = s.start(ctx, occ, log)
-	case KindEnd:
+	case f.Kind == KindStart:
+		var done bool
+		if result, done = s.start(ctx, occ, log); !done {
+			// sdbmaint is shutting down: leave the claim open. Whoever
+			// runs next finds it after the lease and opens the run if the
+			// window started less than the grace period ago.
+			return
+		}
+	case f.Kind == KindEnd:
 		result = s.closeWindow(ctx, occ, log)
 	}
 	s.finish(ctx, f.Key, result)
 }
 
-// start opens the occurrence's run, or says why it did not.
-func (s *Scheduler) start(ctx context.Context, occ Occurrence, log *slog.Logger) string {
+// start opens the occurrence's run, or says why it did not. It returns
+// false, leaving the firing to a later scheduler, when the engine is
+// shutting down.
+func (s *Scheduler) start(ctx context.Context, occ Occurrence, log *slog.Logger) (string, bool) {
 	w := occ.Window
 	res, err := s.runs.Start(ctx, runbook.StartRequest{
 		Cluster: w.Cluster, By: "window:" + w.ID, Window: w.ID, WindowEnds: occ.End,
 	})
 	var sk Skipped
 	switch {
+	case err != nil && (ctx.Err() != nil || runbook.ErrorKind(err) == runbook.Unavailable):
+		log.Warn("window start left for the next scheduler", "err", err)
+		return "", false
 	case err != nil:
 		log.Error("open window run", "err", err)
 		sk = Skipped{Occurrence: occ, Reason: "sdbmaint could not open a run: " + runbook.ErrorMessage(err)}
@@ -292,9 +309,9 @@ func (s *Scheduler) start(ctx context.Context, occ Occurrence, log *slog.Logger)
 		log.Info("window opened a run", "run", res.Run.ID)
 		if err := s.notify.Started(ctx, Started{Occurrence: occ, Run: res.Run}); err != nil {
 			log.Error("announce window run", "run", res.Run.ID, "err", err)
-			return fmt.Sprintf("run %s opened; the announcement failed: %s", res.Run.ID, runbook.ErrorMessage(err))
+			return fmt.Sprintf("run %s opened; the announcement failed: %s", res.Run.ID, runbook.ErrorMessage(err)), true
 		}
-		return "run " + res.Run.ID + " opened"
+		return "run " + res.Run.ID + " opened", true
 	}
 	log.Info("window skipped", "reason", sk.Reason)
 	result := "skipped: " + sk.Reason
@@ -302,7 +319,7 @@ func (s *Scheduler) start(ctx context.Context, occ Occurrence, log *slog.Logger)
 		log.Error("announce skipped window", "err", err)
 		result += "; the announcement failed: " + runbook.ErrorMessage(err)
 	}
-	return result
+	return result, true
 }
 
 // closeWindow says the window closed, if its run has not passed the stop

@@ -588,3 +588,59 @@ func TestNotifierFailureIsNotRetried(t *testing.T) {
 	}
 	mustContain(t, f.Result, "slack is down")
 }
+
+// TestCrashDuringSkip: an approver's skip was recorded, then the process
+// died before the channel heard of it. The next scheduler sends the notice;
+// the skip holds and the start opens nothing.
+func TestCrashDuringSkip(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, at(ann24h), configWindow(berlinSunday))
+	a := h.start("A")
+	ctx := context.Background()
+	ws, _ := a.store.Windows(ctx)
+	id := h.config[0].ID
+	h.tickAt(a, ann24h)
+	f := windows.Firing{Key: windows.FiringKey(id, at(sunStart), windows.KindStart, 0), WindowID: id, Cluster: "prod",
+		Start: at(sunStart), Kind: windows.KindStart, Due: at(sunStart), Plan: windows.PlanSkip, Owner: "dead", By: approver,
+		ClaimedAt: at(ann24h)}
+	if _, _, err := ws.Claim(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	h.tickAt(a, "2026-01-03T01:05:00Z")
+	sk := h.rec.wait(t, 2)[1]
+	if sk.kind != "skipped" || sk.s.By != approver {
+		t.Fatalf("after the crash: %v, want the skip announced", h.rec.kinds())
+	}
+	for _, when := range []string{ann1h, ann10m, sunStart} {
+		h.tickAt(a, when)
+	}
+	if r, _ := a.engine.OpenRun(ctx, "prod"); r != nil || len(h.rec.notices()) != 2 {
+		t.Fatalf("run %v, notices %v: the skip must hold", r, h.rec.kinds())
+	}
+}
+
+// TestShutdownAtStart: sdbmaint is shutting down (the engine drains) the
+// moment the window starts. The start is left claimed, not failed, and the
+// process that comes back within the grace period opens the run.
+func TestShutdownAtStart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, at(ann10m), configWindow(berlinSunday))
+	h.opts.Lease = 30 * time.Second
+	a := h.start("A")
+	ctx := context.Background()
+	h.tickAt(a, ann10m)
+	if err := a.engine.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.tickAt(a, sunStart)
+	if got := h.rec.kinds(); !slices.Equal(got, []string{"announce 10m"}) {
+		t.Fatalf("a draining engine: %v; nothing may be said yet", got)
+	}
+	a.stop()
+	b := h.start("B")
+	h.tickAt(b, "2026-01-04T01:00:40Z")
+	st := h.rec.wait(t, 2)[1]
+	if st.kind != "started" || st.run == nil || st.run.Window != h.config[0].ID {
+		t.Fatalf("after the restart: %v", h.rec.kinds())
+	}
+}

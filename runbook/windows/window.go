@@ -192,20 +192,6 @@ func (w *Window) maxLead() time.Duration {
 	return w.Announce[0]
 }
 
-// Describe says what the window is in a line for people:
-// `prod · "CRON_TZ=Europe/Berlin 0 2 * * SUN" · 3h · announced 24h, 1h, 10m ahead`.
-func (w *Window) Describe() string {
-	var leads []string
-	for _, l := range w.Announce {
-		leads = append(leads, fmtDuration(l))
-	}
-	ann := "not announced"
-	if len(leads) > 0 {
-		ann = "announced " + strings.Join(leads, ", ") + " ahead"
-	}
-	return fmt.Sprintf("%s · %q · %s · %s", w.Cluster, w.Spec, fmtDuration(w.Duration), ann)
-}
-
 // fmtDuration prints a duration the way people write it: 3h, 1h30m, 10m,
 // 24h, 2d (never "3h0m0s").
 func fmtDuration(d time.Duration) string {

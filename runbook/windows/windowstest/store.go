@@ -117,7 +117,10 @@ func testClaim(t *testing.T, s windows.Store) {
 			t.Fatalf("Claim(%s) = %v, %v; want won", other.Key, won, err)
 		}
 	}
-	sk := firing(windows.KindEnd, 0, "c")
+	// An approver's skip of next week's start, with who skipped it.
+	sk := firing(windows.KindStart, 0, "c")
+	sk.Start = sk.Start.Add(7 * 24 * time.Hour)
+	sk.Key = windows.FiringKey(sk.WindowID, sk.Start, windows.KindStart, 0)
 	sk.Plan, sk.By = windows.PlanSkip, "U9"
 	if won, _, err := s.Claim(ctx, sk); err != nil || !won {
 		t.Fatalf("Claim(skip) = %v, %v", won, err)
