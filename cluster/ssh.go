@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -266,7 +267,7 @@ func (r *SSHRunner) dial(ctx context.Context) (*ssh.Client, error) {
 			hostErr = r.checkHostKey(host, remote, key)
 			return hostErr
 		},
-		HostKeyAlgorithms: r.knownAlgorithms(),
+		HostKeyAlgorithms: r.hostKeyAlgorithms(),
 	}
 	sc, chans, reqs, err := ssh.NewClientConn(conn, r.opts.Addr, cfg)
 	if !stop() {
@@ -346,6 +347,25 @@ func (r *SSHRunner) knownAlgorithms() []string {
 				seen[a] = true
 				algos = append(algos, a)
 			}
+		}
+	}
+	return algos
+}
+
+// hostKeyAlgorithms is knownAlgorithms followed by every other algorithm
+// the client supports, as OpenSSH's client orders them: a host that still
+// has a key of a known type presents that one, and a host that was rebuilt
+// with only a key of another type presents it and is refused as a changed
+// key, rather than failing the negotiation with a message that does not say
+// why.
+func (r *SSHRunner) hostKeyAlgorithms() []string {
+	algos := r.knownAlgorithms()
+	if algos == nil {
+		return nil
+	}
+	for _, a := range ssh.SupportedAlgorithms().HostKeys {
+		if !slices.Contains(algos, a) {
+			algos = append(algos, a)
 		}
 	}
 	return algos
