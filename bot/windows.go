@@ -150,8 +150,13 @@ func (w *Windows) Missed(_ context.Context, m windows.Missed) error {
 	return w.post(m.Channel(), WindowMissedMessage(m, w.b.clock.Now()))
 }
 
-// WindowClosed says the window ended before stop was approved.
+// WindowClosed says the window ended before stop was approved, and redraws
+// the run's card so that its stop gate offers the override instead of a
+// plain Approve.
 func (w *Windows) WindowClosed(ctx context.Context, c windows.Closed) error {
+	if r, err := w.b.engine.Get(ctx, c.Run.ID); err == nil {
+		w.b.board.update(r, true)
+	}
 	return w.post(c.Channel(), WindowClosedMessage(c, w.b.board.link(ctx, c.Run.ID)))
 }
 

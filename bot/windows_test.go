@@ -203,6 +203,14 @@ func TestScenarioWindow(t *testing.T) {
 				t.Fatalf("the window's run: %+v", r)
 			}
 
+			// Nobody approves stop before the window ends: the channel is
+			// told that stopping now needs an override.
+			tick(t, clock, sched, second.Add(45*time.Minute))
+			closed := waitMessages(h, "The maintenance window for prod ended before stop was approved", 1)[0]
+			if !strings.Contains(closed.AllText(), "explicit override") || !strings.Contains(closed.AllText(), "Open the card") {
+				t.Errorf("the window-closed notice:\n%s", closed.AllText())
+			}
+
 			h.command(stranger, "unschedule "+id)
 			h.waitResponse("only approvers of prod may unschedule")
 			h.command(approver, "unschedule "+id)
