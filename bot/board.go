@@ -135,7 +135,10 @@ func (bd *board) learn(ctx context.Context, runID, channel, ts string) {
 	bd.mu.Lock()
 	c := bd.cards[runID]
 	known := c != nil && c.ts != ""
-	if c != nil && c.ts == "" {
+	switch {
+	case c == nil:
+		bd.cards[runID] = &card{runID: runID, channel: channel, ts: ts}
+	case c.ts == "":
 		c.channel, c.ts = channel, ts
 	}
 	bd.mu.Unlock()

@@ -33,13 +33,6 @@ func (d *drainer) Go(f func(ctx context.Context)) bool {
 	return true
 }
 
-// accepting reports whether new work is still taken.
-func (d *drainer) accepting() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return !d.closed
-}
-
 // Drain stops taking work and waits for running work or ctx, whichever is
 // first.
 func (d *drainer) Drain(ctx context.Context) error {

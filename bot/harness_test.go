@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -366,15 +365,6 @@ func (h *harness) roleOrder(verb string) string {
 		}
 	}
 	return strings.Join(seq, ",")
-}
-
-func sortedKeys(m map[string]int) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // logBuf collects the log lines of the bot and the engine, shown when a

@@ -163,8 +163,9 @@ func (s *Server) SetGroup(id string, members ...string) {
 	s.groups[id] = members
 }
 
-// Throttle makes every n-th call of method answer 429 with Retry-After
-// seconds.
+// Throttle makes calls of method answer 429 with Retry-After seconds: the
+// first call, and every n-th one after it (n = 2: the 1st, 3rd, 5th...), so
+// a retry after the wait gets through.
 func (s *Server) Throttle(method string, every, retryAfter int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -395,7 +396,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if th := s.throttle[path]; th != nil {
 		th.n++
-		if th.n%th.every == 0 {
+		if (th.n-1)%th.every == 0 {
 			call.Status = http.StatusTooManyRequests
 			s.record(call)
 			s.mu.Unlock()
