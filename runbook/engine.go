@@ -414,6 +414,32 @@ func (e *Engine) Resume(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// ResumeRun reloads one open run, as Resume does for all of them, and
+// returns it. The terminal uses it to continue its own cluster's run
+// without taking over the runs of other clusters. A run that has ended is
+// Invalid.
+func (e *Engine) ResumeRun(ctx context.Context, runID string) (*Run, error) {
+	if e.isDraining() {
+		return nil, errDraining
+	}
+	e.mu.Lock()
+	_, loaded := e.runs[runID]
+	e.mu.Unlock()
+	if !loaded {
+		run, err := e.store.GetRun(ctx, runID)
+		if err != nil {
+			return nil, err
+		}
+		if !run.Status.Open() {
+			return nil, Errorf(Invalid, "run %s has ended (%s)", runID, run.Status)
+		}
+		if _, err := e.resumeRun(ctx, run); err != nil {
+			return nil, err
+		}
+	}
+	return e.Get(ctx, runID)
+}
+
 func (e *Engine) resumeRun(ctx context.Context, run *Run) (*runState, error) {
 	c, err := e.clusters.Cluster(ctx, run.Cluster)
 	if err != nil {

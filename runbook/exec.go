@@ -186,7 +186,11 @@ func (e *Engine) waitRecovered(ctx context.Context, c *Cluster, run *Run, out Ou
 				last = done
 				line := fmt.Sprintf("%d/%d leaves recovered", done, len(leaves))
 				if len(waiting) > 0 && len(waiting) <= 8 {
-					line += "; waiting for " + strings.Join(waiting, ", ")
+					short := make([]string, len(waiting))
+					for i, id := range waiting {
+						short[i] = ShortID(id)
+					}
+					line += "; waiting for " + strings.Join(short, ", ")
 				}
 				out("stdout", line)
 			}
