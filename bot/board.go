@@ -32,8 +32,11 @@ type board struct {
 
 // card is one run's message.
 type card struct {
-	runID      string
-	channel    string
+	runID   string
+	channel string // the outbox it goes through: as configured, an ID or "#name"
+	// apiChannel is the channel ID Slack gave when the card was posted;
+	// chat.update and file uploads need the ID, not a name.
+	apiChannel string
 	ts         string // "" until posted
 	run        *runbook.Run
 	dirty      bool // needs chat.update
@@ -81,7 +84,7 @@ func (bd *board) cardFor(run *runbook.Run) *card {
 		if err != nil {
 			bd.b.logFor(run).Warn("reading the card location failed", "err", err)
 		}
-		c.channel, c.ts = ch, ts
+		c.channel, c.apiChannel, c.ts = ch, ch, ts
 		c.dirty, c.urgent = ts != "", true
 	}
 	if c.channel == "" {
@@ -137,9 +140,9 @@ func (bd *board) learn(ctx context.Context, runID, channel, ts string) {
 	known := c != nil && c.ts != ""
 	switch {
 	case c == nil:
-		bd.cards[runID] = &card{runID: runID, channel: channel, ts: ts}
+		bd.cards[runID] = &card{runID: runID, channel: channel, apiChannel: channel, ts: ts}
 	case c.ts == "":
-		c.channel, c.ts = channel, ts
+		c.channel, c.apiChannel, c.ts = channel, channel, ts
 	}
 	bd.mu.Unlock()
 	if known || bd.b.opts.Cards == nil {
@@ -157,7 +160,7 @@ func (bd *board) link(ctx context.Context, runID string) string {
 	bd.mu.Lock()
 	var ch, ts string
 	if c := bd.cards[runID]; c != nil {
-		ch, ts = c.channel, c.ts
+		ch, ts = c.apiChannel, c.ts
 	}
 	bd.mu.Unlock()
 	if ts == "" && bd.b.opts.Cards != nil {

@@ -28,6 +28,7 @@ type op struct {
 	kind    opKind
 	card    *card
 	run     *runbook.Run // the card's snapshot when the op was chosen
+	dest    string       // the card's channel ID, for updates and thread posts
 	msg     Message
 	entries []threadEntry
 	file    int
@@ -99,7 +100,7 @@ func (bd *board) next(o *outbox) (*op, time.Duration, bool) {
 		}
 		if at := c.lastUpdate.Add(b.opts.PostInterval); !now.Before(at) {
 			c.dirty, c.urgent = false, false
-			return &op{kind: opUpdateCard, card: c, run: c.run, msg: b.render(c.run)}, 0, false
+			return &op{kind: opUpdateCard, card: c, run: c.run, dest: c.apiChannel, msg: b.render(c.run)}, 0, false
 		} else {
 			due(at)
 		}
@@ -112,7 +113,7 @@ func (bd *board) next(o *outbox) (*op, time.Duration, bool) {
 			entries := c.pending
 			c.pending = nil
 			c.files++
-			return &op{kind: opThread, card: c, run: c.run, entries: entries, file: c.files}, 0, false
+			return &op{kind: opThread, card: c, run: c.run, dest: c.apiChannel, entries: entries, file: c.files}, 0, false
 		}
 		due(postAt)
 	}
@@ -145,7 +146,7 @@ func (bd *board) next(o *outbox) (*op, time.Duration, bool) {
 		}
 		if at := c.lastUpdate.Add(interval); !now.Before(at) {
 			c.dirty, c.urgent = false, false
-			return &op{kind: opUpdateCard, card: c, run: c.run, msg: b.render(c.run)}, 0, false
+			return &op{kind: opUpdateCard, card: c, run: c.run, dest: c.apiChannel, msg: b.render(c.run)}, 0, false
 		} else {
 			due(at)
 		}
@@ -185,21 +186,24 @@ func (bd *board) exec(o *outbox, x *op) {
 	var err error
 	switch x.kind {
 	case opPostCard:
-		var ts string
+		var ch, ts string
 		err = bd.retry(ctx, func() error {
 			var e error
-			_, ts, e = b.api.PostMessageContext(ctx, o.channel, x.msg.options()...)
+			ch, ts, e = b.api.PostMessageContext(ctx, o.channel, x.msg.options()...)
 			return e
 		})
+		if ch == "" {
+			ch = o.channel
+		}
 		bd.mu.Lock()
 		o.lastPost = b.clock.Now()
 		if err == nil {
-			x.card.ts = ts
+			x.card.ts, x.card.apiChannel = ts, ch
 			x.card.lastUpdate = o.lastPost
 		}
 		bd.mu.Unlock()
 		if err == nil && b.opts.Cards != nil {
-			if e := b.opts.Cards.SaveCard(ctx, x.card.runID, o.channel, ts); e != nil {
+			if e := b.opts.Cards.SaveCard(ctx, x.card.runID, ch, ts); e != nil {
 				log.Warn("saving the card location failed; the card still works but is found again only by a click", "err", e)
 			}
 		}
@@ -211,7 +215,7 @@ func (bd *board) exec(o *outbox, x *op) {
 		ts := x.card.ts
 		bd.mu.Unlock()
 		err = bd.retry(ctx, func() error {
-			_, _, _, e := b.api.UpdateMessageContext(ctx, o.channel, ts, x.msg.options()...)
+			_, _, _, e := b.api.UpdateMessageContext(ctx, orDefault(x.dest, o.channel), ts, x.msg.options()...)
 			return e
 		})
 		bd.mu.Lock()
@@ -267,7 +271,7 @@ func (bd *board) postThread(ctx context.Context, o *outbox, x *op) error {
 	var err error
 	if utf8.RuneCountInString(text) <= maxInlineOutput {
 		err = bd.retry(ctx, func() error {
-			_, _, e := b.api.PostMessageContext(ctx, o.channel, slack.MsgOptionText(text, false), slack.MsgOptionTS(ts))
+			_, _, e := b.api.PostMessageContext(ctx, orDefault(x.dest, o.channel), slack.MsgOptionText(text, false), slack.MsgOptionTS(ts))
 			return e
 		})
 	} else {
@@ -282,7 +286,7 @@ func (bd *board) postThread(ctx context.Context, o *outbox, x *op) error {
 		err = bd.retry(ctx, func() error {
 			_, e := b.api.UploadFileContext(ctx, slack.UploadFileParameters{
 				Filename: name, Title: name, Content: content, FileSize: len(content),
-				Channel: o.channel, ThreadTimestamp: ts, InitialComment: comment,
+				Channel: orDefault(x.dest, o.channel), ThreadTimestamp: ts, InitialComment: comment,
 			})
 			return e
 		})
