@@ -40,6 +40,7 @@ func wireCluster(cl *config.Cluster, log *slog.Logger) (*wiredCluster, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	base := log
 	log = log.With("cluster", cl.Name)
 	sqlc, err := cluster.NewClient(cluster.SQLOptions{
 		Addr:     cl.SQL.Addr,
@@ -79,7 +80,7 @@ func wireCluster(cl *config.Cluster, log *slog.Logger) (*wiredCluster, error) {
 		Admin:        admin,
 		BackupRecent: cl.Backup.Recent,
 		Extra:        extra,
-		Logger:       log,
+		Logger:       base, // the Preflighter names the cluster itself
 	})
 	return &wiredCluster{
 		rb: &runbook.Cluster{
