@@ -166,7 +166,14 @@ func TestScenarioWindow(t *testing.T) {
 			h.slack.Click(t, h.tr, stranger, ann, "sdbmaint:window-skip")
 			h.waitEphemeral(stranger, "only approvers of prod may skip")
 			h.slack.Click(t, h.tr, approver, ann, "sdbmaint:window-skip")
-			waitMessages(h, "Maintenance window for prod at", 1) // the skip notice
+			h.slack.WaitFor(t, "the skip notice", func() bool {
+				for _, m := range channelMessages(h, "Maintenance window for prod at") {
+					if strings.Contains(m.AllText(), "is *skipped* by <@"+approver+">") {
+						return true
+					}
+				}
+				return false
+			})
 			h.slack.WaitFor(t, "the announcement loses its Skip button", func() bool {
 				m, _ := h.slack.Message(ann.TS)
 				return len(m.Buttons()) == 0 && strings.Contains(m.AllText(), "skipped by <@"+approver+">")
