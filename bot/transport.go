@@ -127,6 +127,7 @@ func (b *Bot) Serve(ctx context.Context, cfg ServeConfig) error {
 	} else {
 		close(sockDone)
 		b.ready.Store(true)
+		b.log.Info("ready for Slack requests", "commands", "/slack/commands", "interactions", "/slack/interactions")
 	}
 	if cfg.Started != nil {
 		cfg.Started(ln.Addr())
