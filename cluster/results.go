@@ -105,7 +105,7 @@ func parseLeaves(t *table) ([]Leaf, error) {
 			NodeID:       t.at(r, nodeID).str(),
 			RuntimeState: strings.ToLower(t.at(r, runtime).str()),
 		}
-		if l.Port, err = t.at(r, port).requiredInt(); err != nil {
+		if l.Port, err = t.at(r, port).port(); err != nil {
 			return nil, err
 		}
 		if l.AvailabilityGroup, err = t.at(r, ag).int(); err != nil {
@@ -148,7 +148,7 @@ func parseAggregators(t *table) ([]Aggregator, error) {
 			NodeID:       t.at(r, nodeID).str(),
 			RuntimeState: strings.ToLower(t.at(r, runtime).str()),
 		}
-		if a.Port, err = t.at(r, port).requiredInt(); err != nil {
+		if a.Port, err = t.at(r, port).port(); err != nil {
 			return nil, err
 		}
 		if a.Master, err = t.at(r, master).bool(); err != nil {
@@ -194,7 +194,7 @@ func parseClusterStatus(t *table) ([]DatabaseInstance, error) {
 			Position: t.at(r, pos).str(),
 			Details:  t.at(r, details).str(),
 		}
-		if d.Port, err = t.at(r, port).requiredInt(); err != nil {
+		if d.Port, err = t.at(r, port).port(); err != nil {
 			return nil, err
 		}
 		out = append(out, d)
@@ -319,7 +319,7 @@ func parseLatestBackups(t *table, loc *time.Location) (map[string]time.Time, err
 				return nil, fmt.Errorf("%s: column %s, row %d: %q is not a timestamp", t.stmt, t.cols[end], r+1, s)
 			}
 		}
-		if at.After(out[name]) {
+		if prev, ok := out[name]; !ok || at.After(prev) {
 			out[name] = at
 		}
 	}

@@ -122,6 +122,19 @@ func (c cell) requiredInt() (int, error) {
 	return c.int()
 }
 
+// port is requiredInt for a column that holds a TCP port: anything
+// outside 1 to 65535 is an error rather than an address nobody can reach.
+func (c cell) port() (int, error) {
+	n, err := c.requiredInt()
+	if err != nil {
+		return 0, err
+	}
+	if n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%s: column %s, row %d: %d is not a port", c.t.stmt, c.t.cols[c.col], c.row+1, n)
+	}
+	return n, nil
+}
+
 // bool reads 1/0, ON/OFF, true/false, yes/no; NULL and missing are false.
 func (c cell) bool() (bool, error) {
 	s := c.str()

@@ -154,10 +154,18 @@ func parseListNodes(data []byte) ([]runbook.Node, error) {
 		return nil, fmt.Errorf(`list-nodes JSON has no "nodes" list`)
 	}
 	out := make([]runbook.Node, 0, len(*doc.Nodes))
+	seen := map[string]bool{}
 	for i, n := range *doc.Nodes {
 		if !ValidNodeID(n.MemsqlID) {
 			return nil, fmt.Errorf("list-nodes node %d: memsqlId %q is not 8 to 64 hex digits", i+1, n.MemsqlID)
 		}
+		// One node listed twice would be stopped twice and could stand in
+		// for a node that is missing.
+		id := strings.ToUpper(n.MemsqlID)
+		if seen[id] {
+			return nil, fmt.Errorf("list-nodes lists node %s twice", id)
+		}
+		seen[id] = true
 		if n.Port <= 0 || n.Port > 65535 {
 			return nil, fmt.Errorf("list-nodes node %s: port %d is not a port", n.MemsqlID, n.Port)
 		}
@@ -166,7 +174,7 @@ func parseListNodes(data []byte) ([]runbook.Node, error) {
 			host = n.BindAddress
 		}
 		out = append(out, runbook.Node{
-			ID:                strings.ToUpper(n.MemsqlID),
+			ID:                id,
 			Role:              nodeRole(n.Role),
 			Host:              host,
 			Port:              int(n.Port),
