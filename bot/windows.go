@@ -74,7 +74,12 @@ type Windows struct {
 	sched WindowScheduler
 }
 
-var _ windows.Notifier = (*Windows)(nil)
+var (
+	_ windows.Notifier  = (*Windows)(nil)
+	_ windows.Runs      = windowRuns{}
+	_ windows.Approvers = (*Bot)(nil)
+	_ WindowScheduler   = (*windows.Scheduler)(nil)
+)
 
 // NewWindows returns the Slack side of windows for b.
 func NewWindows(b *Bot) *Windows { return &Windows{b: b} }

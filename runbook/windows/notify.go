@@ -24,6 +24,12 @@ type Runs interface {
 	History(ctx context.Context, cluster string, limit int) ([]*runbook.Run, error)
 }
 
+// The engine is what opens the runs; its clock is a Clock.
+var (
+	_ Runs  = (*runbook.Engine)(nil)
+	_ Clock = runbook.RealClock{}
+)
+
 // Approvers decides who may schedule, unschedule and skip windows: the same
 // people who may approve the cluster's gates.
 type Approvers interface {
