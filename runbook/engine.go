@@ -78,6 +78,7 @@ type Engine struct {
 
 	mu       sync.Mutex
 	runs     map[string]*runState
+	listers  map[*Cluster]*lister
 	draining bool
 }
 
@@ -89,6 +90,9 @@ type runState struct {
 	run     *Run
 	cluster *Cluster
 	log     *slog.Logger
+
+	qmu   sync.Mutex
+	queue []*queuedResult // step results waiting for mu
 }
 
 // NewEngine returns an engine. Call Resume to pick up runs that were open
@@ -107,7 +111,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 	return &Engine{
 		store: cfg.Store, clusters: cfg.Clusters, clock: cfg.Clock, approvers: cfg.Approvers,
 		twoPerson: cfg.TwoPersonRule, log: cfg.Logger, bus: newBus(),
-		ctx: ctx, cancel: cancel, runs: map[string]*runState{},
+		ctx: ctx, cancel: cancel, runs: map[string]*runState{}, listers: map[*Cluster]*lister{},
 	}
 }
 
@@ -233,51 +237,133 @@ func (e *Engine) state(ctx context.Context, id string) (*runState, error) {
 	return e.resumeRun(ctx, run)
 }
 
-// input runs in through the state machine under the run's lock, carries out
-// the effects and, unless the engine drains, lets the run start what may
-// start now. It returns a snapshot of the run after.
+// input runs in through the state machine under the run's lock and, unless
+// in was refused or the engine drains, lets the run start what may start
+// now; the result is saved in one write before any effect is carried out.
+// It returns a snapshot of the run after.
 func (e *Engine) input(ctx context.Context, rs *runState, in Input) (*Run, *Refusal, error) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	ref, err := e.applyLocked(ctx, rs, in)
-	if err == nil && ref == nil && !e.isDraining() {
-		_, err = e.applyLocked(ctx, rs, Continue{})
+	refs, err := e.applyLocked(ctx, rs, []Input{in})
+	e.forgetIfOver(rs)
+	var ref *Refusal
+	if len(refs) > 0 {
+		ref = refs[0]
 	}
+	return rs.run.Clone(), ref, err
+}
+
+// queuedResult is a step result waiting for the run's lock.
+type queuedResult struct {
+	res  StepResult
+	done chan queuedDone
+}
+
+type queuedDone struct {
+	ref *Refusal
+	err error
+}
+
+// stepResult records a step's result. Results that arrive while another
+// is being saved are committed as a group: whoever gets the run's lock
+// applies every queued result, and the steps they let start, in one
+// transaction. A tier of 32 leaves that finish together then costs a few
+// writes instead of 32 in a row.
+func (e *Engine) stepResult(rs *runState, res StepResult) (*Refusal, error) {
+	q := &queuedResult{res: res, done: make(chan queuedDone, 1)}
+	rs.qmu.Lock()
+	rs.queue = append(rs.queue, q)
+	rs.qmu.Unlock()
+	rs.mu.Lock()
+	rs.qmu.Lock()
+	batch := rs.queue
+	rs.queue = nil
+	rs.qmu.Unlock()
+	if len(batch) > 0 {
+		ins := make([]Input, len(batch))
+		for i, b := range batch {
+			ins[i] = b.res
+		}
+		refs, err := e.applyLocked(context.Background(), rs, ins)
+		for i, b := range batch {
+			d := queuedDone{err: err}
+			if err == nil {
+				d.ref = refs[i]
+			}
+			b.done <- d
+		}
+		e.forgetIfOver(rs)
+	}
+	rs.mu.Unlock()
+	d := <-q.done
+	return d.ref, d.err
+}
+
+func (e *Engine) forgetIfOver(rs *runState) {
 	if !rs.run.Status.Open() {
 		e.mu.Lock()
 		delete(e.runs, rs.run.ID)
 		e.mu.Unlock()
 	}
-	return rs.run.Clone(), ref, err
 }
 
-func (e *Engine) applyLocked(ctx context.Context, rs *runState, in Input) (*Refusal, error) {
+// applyLocked applies ins one after another, then (if any was accepted and
+// the engine does not drain) Continue, saves the resulting run once,
+// compare-and-set on the version it started from, and then carries out
+// the effects in order. It returns each input's refusal.
+func (e *Engine) applyLocked(ctx context.Context, rs *runState, ins []Input) ([]*Refusal, error) {
 	for attempt := 0; ; attempt++ {
 		now := e.clock.Now()
-		next, effects, ref := Transition(rs.run, in, now)
-		if len(effects) > 0 {
-			if save, ok := effects[0].(Save); ok {
-				err := e.store.UpdateRun(ctx, Update{Run: next, Prev: rs.run.Version, Approval: save.Approval, Audit: save.Audit})
-				if ErrorKind(err) == Conflict && attempt < 2 {
-					// The stored run moved on without us (another process,
-					// or an approval that won in the store): decide again
-					// on what is stored.
-					fresh, gerr := e.store.GetRun(ctx, rs.run.ID)
-					if gerr != nil {
-						return nil, fmt.Errorf("reload run %s after conflict: %w", rs.run.ID, gerr)
+		cur := rs.run
+		refs := make([]*Refusal, len(ins))
+		var effects []Effect
+		var save *Save
+		apply := func(in Input) *Refusal {
+			next, eff, ref := Transition(cur, in, now)
+			for _, ef := range eff {
+				if sv, ok := ef.(Save); ok {
+					if save == nil {
+						save = &Save{}
 					}
-					rs.run = fresh
+					if sv.Approval != "" {
+						save.Approval = sv.Approval // decisions come one at a time
+					}
+					save.Audit = append(save.Audit, sv.Audit...)
 					continue
 				}
-				if err != nil {
-					return nil, fmt.Errorf("save run %s: %w", rs.run.ID, err)
+				effects = append(effects, ef)
+			}
+			cur = next
+			return ref
+		}
+		accepted := false
+		for i, in := range ins {
+			refs[i] = apply(in)
+			accepted = accepted || refs[i] == nil
+		}
+		if accepted && !e.isDraining() {
+			apply(Continue{})
+		}
+		if save != nil {
+			err := e.store.UpdateRun(ctx, Update{Run: cur, Prev: rs.run.Version, Approval: save.Approval, Audit: save.Audit})
+			if ErrorKind(err) == Conflict && attempt < 2 {
+				// The stored run moved on without us (another process,
+				// or an approval that won in the store): decide again on
+				// what is stored.
+				fresh, gerr := e.store.GetRun(ctx, rs.run.ID)
+				if gerr != nil {
+					return nil, fmt.Errorf("reload run %s after conflict: %w", rs.run.ID, gerr)
 				}
-				effects = effects[1:]
+				rs.run = fresh
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("save run %s: %w", rs.run.ID, err)
 			}
 		}
-		rs.run = next
+		rs.run = cur
 		e.carryOut(rs, effects, now)
-		return ref, nil
+		return refs, nil
 	}
 }
 
@@ -334,7 +420,7 @@ func (e *Engine) launch(rs *runState, stepID string) {
 		} else {
 			log.Info("step done", "evidence", res.Evidence)
 		}
-		if _, ref, err := e.input(context.Background(), rs, res); err != nil {
+		if ref, err := e.stepResult(rs, res); err != nil {
 			log.Error("record step result", "err", err)
 		} else if ref != nil {
 			log.Error("step result refused", "reason", ref.Reason)

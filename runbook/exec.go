@@ -50,7 +50,7 @@ func (e *Engine) execute(ctx context.Context, c *Cluster, run *Run, st *Step, lo
 	case StepSyncSnapshot:
 		err = c.DB.SyncSnapshot(ctx, st.Target)
 	case StepStopNode, StepStartNode:
-		res.Evidence, err = e.nodeStep(ctx, c, st, out)
+		res.Evidence, err = e.nodeStep(ctx, c, run, st, out)
 	case StepDetectionOff:
 		err = c.Detection.SetLeafFailureDetection(ctx, false)
 		res.Evidence = "leaf_failure_detection set OFF on the MA"
@@ -83,19 +83,24 @@ func stepErrorText(err error) string {
 	return ErrorMessage(err)
 }
 
-// nodeStep stops or starts one node: list-nodes first (a node already in the
-// wanted state needs no command), then the command, then list-nodes until
-// it shows the node stopped (or running).
-func (e *Engine) nodeStep(ctx context.Context, c *Cluster, st *Step, out OutputFunc) (string, error) {
+// nodeStep stops or starts one node with sdb-admin and then polls
+// list-nodes until it shows the node stopped (or running). When the node
+// may already be in that state (a retry, a recovery, a start whose stop was
+// not confirmed) list-nodes is read first and no command is sent to a node
+// that needs none.
+func (e *Engine) nodeStep(ctx context.Context, c *Cluster, run *Run, st *Step, out OutputFunc) (string, error) {
 	want := st.Kind == StepStartNode
 	state := map[bool]string{true: "running", false: "stopped"}[want]
-	n, err := findNode(ctx, c, st.Target)
-	if err != nil {
-		return "", err
+	if mayAlreadyBe(run, st) {
+		n, err := e.findNode(ctx, c, st.Target)
+		if err != nil {
+			return "", err
+		}
+		if n.Running == want {
+			return fmt.Sprintf("list-nodes already showed it %s; no command sent", state), nil
+		}
 	}
-	if n.Running == want {
-		return fmt.Sprintf("list-nodes already showed it %s; no command sent", state), nil
-	}
+	var err error
 	if want {
 		err = c.Nodes.StartNode(ctx, st.Target, out)
 	} else {
@@ -110,7 +115,7 @@ func (e *Engine) nodeStep(ctx context.Context, c *Cluster, st *Step, out OutputF
 	}
 	deadline := e.clock.Now().Add(timeout)
 	for {
-		n, err := findNode(ctx, c, st.Target)
+		n, err := e.findNode(ctx, c, st.Target)
 		if err == nil && n.Running == want {
 			return "list-nodes shows it " + state, nil
 		}
@@ -126,8 +131,21 @@ func (e *Engine) nodeStep(ctx context.Context, c *Cluster, st *Step, out OutputF
 	}
 }
 
-func findNode(ctx context.Context, c *Cluster, id string) (Node, error) {
-	nodes, err := c.Nodes.ListNodes(ctx)
+// mayAlreadyBe reports whether a node step's node may already be in the
+// state the step wants, so that list-nodes is worth reading first.
+func mayAlreadyBe(run *Run, st *Step) bool {
+	if st.Attempts > 1 || run.Recovering {
+		return true
+	}
+	if st.Kind == StepStartNode {
+		stop := run.Step("stop/" + st.Target)
+		return stop == nil || stop.Status != StepDone
+	}
+	return false
+}
+
+func (e *Engine) findNode(ctx context.Context, c *Cluster, id string) (Node, error) {
+	nodes, err := e.listerFor(c).list(ctx)
 	if err != nil {
 		return Node{}, fmt.Errorf("list-nodes: %w", err)
 	}
@@ -172,7 +190,7 @@ func (e *Engine) waitRecovered(ctx context.Context, c *Cluster, run *Run, out Ou
 	var lastErr error
 	var waiting []string
 	for {
-		nodes, err := c.Nodes.ListNodes(ctx)
+		nodes, err := e.listerFor(c).list(ctx)
 		if err == nil {
 			lastErr = nil
 			waiting = waiting[:0]
@@ -252,7 +270,7 @@ func (e *Engine) recheck(ctx context.Context, rs *runState) map[string]Recheck {
 			switch s.Kind {
 			case StepStopNode, StepStartNode:
 				if !listed {
-					nodes, nodesErr = c.Nodes.ListNodes(ctx)
+					nodes, nodesErr = e.listerFor(c).list(ctx)
 					listed = true
 				}
 				want := s.Kind == StepStartNode

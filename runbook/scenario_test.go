@@ -277,7 +277,7 @@ func TestScenarioFaults(t *testing.T) {
 		{"StuckRecovering", runbook.PhaseStart, func(s *scenario) string { return "stuck-recovering:" + leaf(s) }, runbook.PhaseStart,
 			[]runbook.Action{runbook.ActRetry, runbook.ActSkip, runbook.ActAbort}, "still recovering"},
 		{"SSHDrop", runbook.PhaseStop, func(*scenario) string { return "ssh-drop" }, runbook.PhaseStop,
-			[]runbook.Action{runbook.ActRetry, runbook.ActDetectionOff, runbook.ActAbort}, "list-nodes"},
+			[]runbook.Action{runbook.ActRetry, runbook.ActDetectionOff, runbook.ActAbort}, "dropped"},
 		{"SQLErrorOnSnapshot", runbook.PhaseSnapshot, func(*scenario) string { return "sql-error:SNAPSHOT" }, runbook.PhaseSnapshot,
 			[]runbook.Action{runbook.ActRetry, runbook.ActSkip, runbook.ActAbort}, "injected failure"},
 	} {

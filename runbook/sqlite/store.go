@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sdbmaint/sdbmaint/runbook"
@@ -28,6 +29,15 @@ var _ runbook.Store = (*Store)(nil)
 type Store struct {
 	db   *sql.DB
 	path string
+
+	// written holds, per open run, the run as this Store last wrote it.
+	// When an update's Prev matches it, the stored rows are exactly that
+	// run (the version compare-and-set guarantees no one else wrote in
+	// between), so only the phases and steps that changed are written:
+	// an engine records every step start and finish, and rewriting a
+	// 90-step run each time would dominate a 32-leaf tier.
+	mu      sync.Mutex
+	written map[string]*runbook.Run
 }
 
 // Open opens (creating if needed) the store at path and migrates its
@@ -50,7 +60,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path}
+	s := &Store{db: db, path: path, written: map[string]*runbook.Run{}}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -131,7 +141,29 @@ func (s *Store) CreateRun(ctx context.Context, run *runbook.Run) (*runbook.Run, 
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("create run %s: commit: %w", run.ID, err)
 	}
+	s.remember(run)
 	return nil, nil
+}
+
+// remember records run as written, or forgets it once it has ended.
+func (s *Store) remember(run *runbook.Run) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if run.Status.Open() {
+		s.written[run.ID] = run.Clone()
+	} else {
+		delete(s.written, run.ID)
+	}
+}
+
+// lastWritten returns the run as this Store wrote it at version, or nil.
+func (s *Store) lastWritten(id string, version int64) *runbook.Run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.written[id]; r != nil && r.Version == version {
+		return r
+	}
+	return nil
 }
 
 func runColumns(r *runbook.Run) ([]any, error) {
@@ -270,7 +302,12 @@ func (s *Store) UpdateRun(ctx context.Context, u runbook.Update) error {
 			return fmt.Errorf("update run %s: approval: %w", r.ID, err)
 		}
 	}
-	if err := writeChildren(ctx, tx, r); err != nil {
+	if prev := s.lastWritten(r.ID, u.Prev); prev != nil && samePlan(prev, r) {
+		err = writeChanges(ctx, tx, prev, r)
+	} else {
+		err = writeChildren(ctx, tx, r)
+	}
+	if err != nil {
 		return fmt.Errorf("update run %s: %w", r.ID, err)
 	}
 	for _, a := range u.Audit {
@@ -281,7 +318,60 @@ func (s *Store) UpdateRun(ctx context.Context, u runbook.Update) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("update run %s: commit: %w", r.ID, err)
 	}
+	s.remember(r)
 	return nil
+}
+
+// samePlan reports whether a and b have the same phases and the same steps
+// in the same order, so that their rows differ only in values.
+func samePlan(a, b *runbook.Run) bool {
+	if len(a.Phases) != len(b.Phases) {
+		return false
+	}
+	for i, p := range a.Phases {
+		q := b.Phases[i]
+		if p.Name != q.Name || len(p.Steps) != len(q.Steps) {
+			return false
+		}
+		for j, st := range p.Steps {
+			if st.ID != q.Steps[j].ID {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// writeChanges updates the phase and step rows that differ between prev
+// (what is stored) and r.
+func writeChanges(ctx context.Context, tx *sql.Tx, prev, r *runbook.Run) error {
+	for i, p := range r.Phases {
+		o := prev.Phases[i]
+		if p.Status != o.Status || p.Auto != o.Auto || !p.StartedAt.Equal(o.StartedAt) || !p.EndedAt.Equal(o.EndedAt) || p.Note != o.Note {
+			if _, err := tx.ExecContext(ctx, `UPDATE phases SET status = ?, auto = ?, started_at = ?, ended_at = ?, note = ?
+				WHERE run_id = ? AND name = ?`, string(p.Status), p.Auto, ts(p.StartedAt), ts(p.EndedAt), p.Note, r.ID, string(p.Name)); err != nil {
+				return fmt.Errorf("phase %s: %w", p.Name, err)
+			}
+		}
+		for j, st := range p.Steps {
+			if sameStep(st, o.Steps[j]) {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE steps SET kind = ?, tier = ?, role = ?, target = ?, label = ?, status = ?,
+				attempts = ?, started_at = ?, ended_at = ?, error = ?, evidence = ?, skip_reason = ? WHERE run_id = ? AND id = ?`,
+				string(st.Kind), st.Tier, string(st.Role), st.Target, st.Label, string(st.Status), st.Attempts, ts(st.StartedAt),
+				ts(st.EndedAt), st.Error, st.Evidence, st.SkipReason, r.ID, st.ID); err != nil {
+				return fmt.Errorf("step %s: %w", st.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+func sameStep(a, b *runbook.Step) bool {
+	return a.Kind == b.Kind && a.Tier == b.Tier && a.Role == b.Role && a.Target == b.Target && a.Label == b.Label &&
+		a.Status == b.Status && a.Attempts == b.Attempts && a.StartedAt.Equal(b.StartedAt) && a.EndedAt.Equal(b.EndedAt) &&
+		a.Error == b.Error && a.Evidence == b.Evidence && a.SkipReason == b.SkipReason
 }
 
 type queryer interface {
