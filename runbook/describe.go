@@ -92,52 +92,86 @@ func describeStop(r *Run, p *Phase) string {
 		}
 	}
 	var b strings.Builder
-	par := "all at once"
-	if n := r.Settings.Parallelism; n > 0 && n < len(leaves) {
-		par = fmt.Sprintf("%d at a time", n)
-	}
 	if detectionOff {
 		b.WriteString("Sets leaf_failure_detection OFF on the MA, then stops ")
 	} else {
 		b.WriteString("Stops ")
 	}
 	if !detectionOff && len(ma) > 0 {
-		b.WriteString(strings.TrimPrefix(ma[0].Label, "stop ") + ", then ")
+		b.WriteString("the MA " + nodeNames(ma) + ", then ")
 	}
-	fmt.Fprintf(&b, "%d child %s in parallel, then %d %s (%s)", len(cas), plural(len(cas), "aggregator", "aggregators"),
-		len(leaves), plural(len(leaves), "leaf", "leaves"), par)
+	fmt.Fprintf(&b, "%d child %s in parallel%s, then %d %s %s%s", len(cas), plural(len(cas), "aggregator", "aggregators"), nodeList(cas),
+		len(leaves), plural(len(leaves), "leaf", "leaves"), parallelism(r, len(leaves)), nodeList(leaves))
 	if detectionOff && len(ma) > 0 {
-		b.WriteString(", then tries " + strings.TrimSuffix(strings.TrimPrefix(ma[0].Label, "stop "), " (again, last)") + " again, last")
+		b.WriteString(", then tries the MA " + nodeNames(ma) + " again, last")
 	}
 	b.WriteString(", with sdb-admin stop-node; list-nodes confirms each. The cluster is DOWN from here until start finishes.")
 	return b.String()
 }
 
 func describeStart(r *Run, p *Phase) string {
-	var leaves, cas, ma int
+	var leaves, cas, ma []*Step
 	for _, s := range p.Steps {
 		if s.Kind != StepStartNode {
 			continue
 		}
 		switch s.Role {
 		case RoleLeaf:
-			leaves++
+			leaves = append(leaves, s)
 		case RoleAggregator:
-			cas++
+			cas = append(cas, s)
 		default:
-			ma++
+			ma = append(ma, s)
 		}
 	}
 	if len(p.Steps) == 0 {
 		return "Starts every node that stop stopped: leaves, then child aggregators, then the MA."
 	}
-	par := "in parallel"
-	if n := r.Settings.Parallelism; n > 0 && n < leaves {
-		par = fmt.Sprintf("%d at a time", n)
+	var b strings.Builder
+	if len(leaves) > 0 {
+		fmt.Fprintf(&b, "Starts %d %s %s%s, waits until every leaf is fully recovered (up to %s), then ", len(leaves),
+			plural(len(leaves), "leaf", "leaves"), parallelism(r, len(leaves)), nodeList(leaves), recoveryTimeout(r))
+	} else {
+		b.WriteString("Starts ")
 	}
-	return fmt.Sprintf("Starts %d %s (%s), waits until every leaf is fully recovered (up to %s), then %d child %s, then the MA, "+
-		"then waits until the MA answers SQL.", leaves, plural(leaves, "leaf", "leaves"), par, recoveryTimeout(r),
-		cas, plural(cas, "aggregator", "aggregators"))
+	if len(cas) > 0 {
+		fmt.Fprintf(&b, "%d child %s%s, then ", len(cas), plural(len(cas), "aggregator", "aggregators"), nodeList(cas))
+	}
+	if len(ma) > 0 {
+		b.WriteString("the MA " + nodeNames(ma) + ", then ")
+	}
+	b.WriteString("waits until the MA answers SQL.")
+	return b.String()
+}
+
+// parallelism says how many leaves go at once.
+func parallelism(r *Run, leaves int) string {
+	if n := r.Settings.Parallelism; n > 0 && n < leaves {
+		return fmt.Sprintf("%d at a time", n)
+	}
+	return "all at once"
+}
+
+// nodeList is " (A…, B…)" for up to six nodes, or the first six and how
+// many more.
+func nodeList(steps []*Step) string {
+	if len(steps) == 0 {
+		return ""
+	}
+	return " (" + nodeNames(steps) + ")"
+}
+
+func nodeNames(steps []*Step) string {
+	const show = 6
+	var names []string
+	for i, s := range steps {
+		if i == show {
+			names = append(names, fmt.Sprintf("and %d more", len(steps)-show))
+			break
+		}
+		names = append(names, ShortID(s.Target))
+	}
+	return strings.Join(names, ", ")
 }
 
 func describeFailure(b *strings.Builder, r *Run, p *Phase) {

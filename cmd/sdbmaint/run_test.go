@@ -159,7 +159,7 @@ func TestRunAsksAtEveryGate(t *testing.T) {
 		"Approve backup? [y/N, s=skip phase, a=abort]",
 		"Runs SNAPSHOT DATABASE on the MA for `sales`, `web`",
 		"Approve stop?",
-		"Stops MA ",
+		"Stops the MA ",
 		"The cluster is DOWN",
 		"1/1 MA stopped", "2/2 child aggregators stopped", "4/4 leaves stopped",
 		"Is the maintenance done?",
