@@ -365,7 +365,8 @@ type threadEntry struct {
 	text   string // mrkdwn for events; raw text for output lines
 }
 
-// RefusalText is what the person whose decision was refused sees.
+// RefusalText is what the person whose decision was refused sees. Slack
+// user IDs in the engine's reason become mentions.
 func RefusalText(o runbook.Outcome) string {
 	if o.Already != nil {
 		verb := "decided"
@@ -381,14 +382,48 @@ func RefusalText(o runbook.Outcome) string {
 		case runbook.ActEndRun:
 			verb = "ended"
 		}
-		s := fmt.Sprintf("Already %s by %s at %s.", verb, who(o.Already.By), slackTime(o.Already.At))
-		if o.Reason != "" {
-			s += " " + escapeMrkdwn(o.Reason)
-		}
-		return s
+		return fmt.Sprintf("Already %s by %s at %s; nothing more was done.", verb, who(o.Already.By), slackTime(o.Already.At))
 	}
 	if o.Reason == "" {
 		return "That was not accepted."
 	}
-	return escapeMrkdwn(o.Reason)
+	return mentionIDs(escapeMrkdwn(o.Reason))
 }
+
+// mentionIDs turns the Slack user IDs in text into mentions. An ID is a
+// word of 9 to 12 capitals and digits, starting with U or W, with a digit.
+func mentionIDs(text string) string {
+	words := strings.FieldsFunc(text, func(r rune) bool { return !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') })
+	done := map[string]bool{}
+	for _, w := range words {
+		if done[w] || len(w) < 9 || len(w) > 12 || !isUserID(w) || !strings.ContainsAny(w, "0123456789") {
+			continue
+		}
+		done[w] = true
+		text = replaceWord(text, w, "<@"+w+">")
+	}
+	return text
+}
+
+// replaceWord replaces whole-word occurrences of w in s.
+func replaceWord(s, w, with string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, w)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		before := i == 0 || !isIDChar(s[i-1])
+		after := i+len(w) == len(s) || !isIDChar(s[i+len(w)])
+		b.WriteString(s[:i])
+		if before && after {
+			b.WriteString(with)
+		} else {
+			b.WriteString(w)
+		}
+		s = s[i+len(w):]
+	}
+}
+
+func isIDChar(c byte) bool { return c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }

@@ -59,6 +59,7 @@ func TestOutboxPacesAndUploadsLongOutput(t *testing.T) {
 	run := fixture(runbook.PhaseStop, runbook.PhaseRunning)
 	run.Version = 1
 	b.board.event(runbook.Event{Kind: runbook.EventRunStarted, At: t0, Run: run})
+	fake.WaitFor(t, "the card", func() bool { return len(fake.Messages("C0OPS")) == 1 })
 	step := run.Phase(runbook.PhaseStop).Steps[3]
 	var lines []string
 	for i := 0; i < 1500; i++ {

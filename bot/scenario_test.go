@@ -65,7 +65,7 @@ func TestScenarioWholeMaintenance(t *testing.T) {
 				t.Errorf("card at the stop gate does not show who approved the earlier phases:\n%s", card.AllText())
 			}
 			stopBtn := button(card, "approve")
-			for _, want := range []string{"Stops MA", "2 child aggregators", "4 leaves", "DOWN"} {
+			for _, want := range []string{"MA", "2 child aggregators", "4 leaves", "DOWN"} {
 				if !strings.Contains(stopBtn.ConfirmText, want) {
 					t.Errorf("stop confirm %q does not say %q", stopBtn.ConfirmText, want)
 				}
@@ -131,6 +131,31 @@ func TestScenarioWholeMaintenance(t *testing.T) {
 			}
 			if r := h.openRun(); r != nil {
 				t.Errorf("run still open: %+v", r)
+			}
+			// The metrics saw the run.
+			mfs, err := h.metrics.Registry.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]float64{}
+			for _, mf := range mfs {
+				for _, m := range mf.GetMetric() {
+					v := m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "outcome" || l.GetName() == "phase" {
+							seen[mf.GetName()+"/"+l.GetValue()] += v
+						}
+					}
+					seen[mf.GetName()] += v
+				}
+			}
+			for name, least := range map[string]float64{
+				"sdbmaint_runs_finished_total/succeeded": 1, "sdbmaint_phase_duration_seconds/stop": 1,
+				"sdbmaint_step_duration_seconds/start": 7, "sdbmaint_slack_api_calls_total": 10, "sdbmaint_slack_ack_seconds": 7,
+			} {
+				if seen[name] < least {
+					t.Errorf("metric %s = %v, want at least %v", name, seen[name], least)
+				}
 			}
 			t.Logf("%s: Web API calls for one whole maintenance: %v", mode, h.slack.CallCounts())
 		})

@@ -291,3 +291,19 @@ func TestRetryAfter(t *testing.T) {
 		t.Error("a 404 was retried")
 	}
 }
+
+func TestRefusalText(t *testing.T) {
+	t.Parallel()
+	o := runbook.Outcome{Reason: "two-person rule: U0OPERATOR started this run and cannot approve its gates; ask another approver"}
+	if got := RefusalText(o); !strings.Contains(got, "<@U0OPERATOR> started this run") {
+		t.Errorf("RefusalText = %q", got)
+	}
+	o = runbook.Outcome{Reason: "UNAVAILABLE U0X is fine <script>"}
+	if got := RefusalText(o); got != "UNAVAILABLE U0X is fine &lt;script&gt;" {
+		t.Errorf("RefusalText = %q", got)
+	}
+	o = runbook.Outcome{Reason: "snapshot was already decided", Already: &runbook.Approval{By: "U0APPROVER", At: t0.Add(2 * time.Minute), Action: runbook.ActApprove}}
+	if got := RefusalText(o); got != "Already approved by <@U0APPROVER> at <!date^1772334720^{time}|03:12 UTC>; nothing more was done." {
+		t.Errorf("RefusalText = %q", got)
+	}
+}
