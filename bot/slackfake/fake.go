@@ -86,8 +86,8 @@ type File struct {
 // Option configures a Server.
 type Option func(*Server)
 
-// WithClock makes the fake read time (for timestamps, the per-channel post
-// limit and trigger expiry) from now.
+// WithClock makes the fake read time for call timestamps and the
+// per-channel post limit from now (trigger_ids expire in wall-clock time).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
 // WithPingInterval sets how often the websocket pings the client; default
@@ -311,13 +311,14 @@ func (s *Server) nextTSLocked() string {
 	return fmt.Sprintf("%d.%06d", s.tsBase, s.seq)
 }
 
-// newTrigger issues a trigger_id valid for 3 s, as Slack's are.
+// newTrigger issues a trigger_id valid for 3 s of wall-clock time, as
+// Slack's are (whatever clock the test gave the fake).
 func (s *Server) newTrigger() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq++
 	id := fmt.Sprintf("trig.%d", s.seq)
-	s.triggers[id] = s.now().Add(3 * time.Second)
+	s.triggers[id] = time.Now().Add(3 * time.Second)
 	return id
 }
 
@@ -578,7 +579,7 @@ func (s *Server) viewsOpen(r *request) any {
 	if !ok {
 		return apiError("invalid_trigger_id")
 	}
-	if s.now().After(exp) {
+	if time.Now().After(exp) {
 		return apiError("expired_trigger_id")
 	}
 	delete(s.triggers, trigger)
