@@ -80,6 +80,14 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	defer store.Close()
 	src := newClusterSource(cfg, log)
 	defer src.Close()
+	// The sim answers list-nodes in a millisecond: poll it often, so that
+	// the demo moves on as soon as the leaves have recovered.
+	rc, err := src.Cluster(ctx, "sim")
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "sdbmaint demo: %v\n", err)
+		return exitNotOK
+	}
+	rc.PollInterval = 100 * time.Millisecond
 	eng := runbook.NewEngine(runbook.EngineConfig{Store: store, Clusters: src, Approvers: runbook.AllowAll{}, Logger: log})
 
 	st := c.State()
