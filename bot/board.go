@@ -67,6 +67,16 @@ func (bd *board) expect(cluster, channel string) {
 	bd.expected[cluster] = channel
 }
 
+// unexpect drops the expectation set for cluster if it is still channel:
+// the start it was for opened no run.
+func (bd *board) unexpect(cluster, channel string) {
+	bd.mu.Lock()
+	defer bd.mu.Unlock()
+	if bd.expected[cluster] == channel {
+		delete(bd.expected, cluster)
+	}
+}
+
 // cardFor returns the card of run, creating it when needed: in the
 // expected channel, where the store says it is, or in the default channel.
 // Called with bd.mu held; it may read the card store.

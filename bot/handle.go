@@ -144,6 +144,9 @@ func (b *Bot) start(ctx context.Context, cluster, user, channel string) string {
 	}
 	b.board.expect(cluster, cardChannel)
 	res, err := b.engine.Start(ctx, runbook.StartRequest{Cluster: cluster, By: user})
+	if err != nil || res.Existing != nil {
+		b.board.unexpect(cluster, cardChannel)
+	}
 	if err != nil {
 		return b.showError(err, "starting maintenance of "+cluster, "cluster", cluster, "user", user)
 	}
@@ -158,6 +161,9 @@ func (b *Bot) start(ctx context.Context, cluster, user, channel string) string {
 	b.logFor(res.Run).Info("run opened", "user", user)
 	b.board.ensure(res.Run, cardChannel)
 	if cardChannel != channel {
+		if strings.HasPrefix(cardChannel, "#") {
+			return fmt.Sprintf("Run opened; its card is in %s.", escapeMrkdwn(cardChannel))
+		}
 		return fmt.Sprintf("Run opened; its card is in <#%s>.", cardChannel)
 	}
 	return ""
