@@ -237,8 +237,9 @@ func (b *Bot) Metrics() *Metrics { return b.metrics }
 // ack is the core's answer to one Slack request: the body to acknowledge
 // with (nil for an empty 200), and work to run after the acknowledgement.
 type ack struct {
-	body any
-	work func(ctx context.Context)
+	body  any
+	work  func(ctx context.Context)
+	after func() // runs once the acknowledgement is out (logging)
 }
 
 // ephemeral is an acknowledgement body that only the caller sees.

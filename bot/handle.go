@@ -14,8 +14,18 @@ import (
 // interaction in, an acknowledgement plus asynchronous work out. Nothing
 // here blocks on I/O before the acknowledgement.
 
-// handleCommand answers one /sdbmaint invocation.
+// handleCommand answers one /sdbmaint invocation. Its log line is written
+// after the acknowledgement (see spawn): nothing that can wait on I/O comes
+// before it.
 func (b *Bot) handleCommand(sc slack.SlashCommand) ack {
+	a := b.command(sc)
+	a.after = func() {
+		b.log.Info("slash command", "user", sc.UserID, "channel", sc.ChannelID, "text", clip(sc.Text, 200))
+	}
+	return a
+}
+
+func (b *Bot) command(sc slack.SlashCommand) ack {
 	if b.closing.Load() {
 		return ack{body: ephemeral(restarting)}
 	}
@@ -25,8 +35,6 @@ func (b *Bot) handleCommand(sc slack.SlashCommand) ack {
 	}
 	cmd := *parsed.Command
 	inv := Invocation{Command: cmd, User: sc.UserID, Channel: sc.ChannelID, TriggerID: sc.TriggerID}
-	log := b.log.With("user", sc.UserID, "verb", cmd.Verb, "cluster", cmd.Cluster)
-	log.Info("slash command")
 	reply := func(ctx context.Context, r Reply) { b.respond(ctx, sc, r) }
 	fail := func(ctx context.Context, err error, what string) {
 		reply(ctx, Reply{Message: textMessage(b.showError(err, what, "verb", cmd.Verb, "cluster", cmd.Cluster))})

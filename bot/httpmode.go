@@ -100,6 +100,11 @@ func (b *Bot) signed(secret []byte, kind string, next func(r *http.Request, body
 				b.log.Warn("writing the acknowledgement failed", "err", err)
 			}
 		}
+		// Send the acknowledgement now rather than when the handler
+		// returns: what follows must not delay it.
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
 		b.metrics.observeAck(kind, ModeHTTP, time.Since(start))
 		b.spawn(a)
 	})

@@ -257,8 +257,8 @@ func (b *Bot) socketEvent(ctx context.Context, client *socketmode.Client, evt so
 	kind := string(evt.Type)
 	if !b.dedupe.first("envelope:" + req.EnvelopeID) {
 		// A redelivery: acknowledge again, do nothing twice.
-		b.log.Info("duplicate envelope acknowledged again", "envelope", req.EnvelopeID, "retry", req.RetryAttempt)
 		_ = client.AckCtx(ctx, req.EnvelopeID, nil)
+		b.log.Info("duplicate envelope acknowledged again", "envelope", req.EnvelopeID, "retry", req.RetryAttempt)
 		return nil
 	}
 	var a ack
@@ -284,6 +284,9 @@ func (b *Bot) socketEvent(ctx context.Context, client *socketmode.Client, evt so
 
 // spawn runs the work of an acknowledged request on the drainer.
 func (b *Bot) spawn(a ack) {
+	if a.after != nil {
+		a.after()
+	}
 	if a.work == nil {
 		return
 	}
