@@ -69,6 +69,7 @@ type Engine struct {
 	twoPerson bool
 	log       *slog.Logger
 	bus       *bus
+	output    *outputLog
 
 	// ctx is canceled only by a Drain that runs out of time: step work is
 	// not tied to the request that approved it.
@@ -108,9 +109,10 @@ func NewEngine(cfg EngineConfig) *Engine {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	b := newBus()
 	return &Engine{
 		store: cfg.Store, clusters: cfg.Clusters, clock: cfg.Clock, approvers: cfg.Approvers,
-		twoPerson: cfg.TwoPersonRule, log: cfg.Logger, bus: newBus(),
+		twoPerson: cfg.TwoPersonRule, log: cfg.Logger, bus: b, output: newOutputLog(cfg.Store, b, cfg.Logger),
 		ctx: ctx, cancel: cancel, runs: map[string]*runState{}, listers: map[*Cluster]*lister{},
 	}
 }

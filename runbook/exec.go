@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -27,15 +28,21 @@ func pollInterval(c *Cluster) time.Duration {
 
 func (e *Engine) execute(ctx context.Context, c *Cluster, run *Run, st *Step, log *slog.Logger) StepResult {
 	res := StepResult{StepID: st.ID}
+	var last uint64
+	var mu sync.Mutex // adapters may call out from two goroutines (stdout, stderr)
 	out := func(stream, line string) {
 		ch := Chunk{RunID: run.ID, StepID: st.ID, At: e.clock.Now(), Stream: stream, Line: line}
-		// Output is written before it is shown: a line the bot posted is a
-		// line the store has.
-		if err := e.store.AppendOutput(context.Background(), ch); err != nil {
-			log.Error("store output", "err", err)
-		}
-		e.bus.publish(Event{Kind: EventOutput, At: ch.At, Run: run, Phase: st.Phase, Step: st, Line: &ch})
+		mu.Lock()
+		last = e.output.add(Event{Kind: EventOutput, At: ch.At, Run: run, Phase: st.Phase, Step: st, Line: &ch})
+		mu.Unlock()
 	}
+	// The step's output is stored (and shown) before its result.
+	defer func() {
+		mu.Lock()
+		seq := last
+		mu.Unlock()
+		e.output.wait(seq)
+	}()
 	var err error
 	switch st.Kind {
 	case StepPreflight, StepPostCheck:

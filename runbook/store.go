@@ -69,8 +69,8 @@ type AuditLog interface {
 
 // OutputLog keeps the output of steps, line by line.
 type OutputLog interface {
-	// AppendOutput appends one line.
-	AppendOutput(ctx context.Context, c Chunk) error
+	// AppendOutput appends lines, in order, all or none.
+	AppendOutput(ctx context.Context, chunks ...Chunk) error
 	// Output returns the step's lines ("" = every step of the run) in the
 	// order written.
 	Output(ctx context.Context, runID, stepID string) ([]Chunk, error)

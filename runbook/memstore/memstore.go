@@ -219,17 +219,19 @@ func (s *Store) Audit(_ context.Context, runID string) ([]runbook.Audit, error) 
 	return out, nil
 }
 
-// AppendOutput appends one line of output.
-func (s *Store) AppendOutput(_ context.Context, c runbook.Chunk) error {
+// AppendOutput appends lines of output.
+func (s *Store) AppendOutput(_ context.Context, chunks ...runbook.Chunk) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.check(); err != nil {
 		return err
 	}
-	if _, ok := s.runs[c.RunID]; !ok {
-		return runbook.Errorf(runbook.Invalid, "output for unknown run %q", c.RunID)
+	for _, c := range chunks {
+		if _, ok := s.runs[c.RunID]; !ok {
+			return runbook.Errorf(runbook.Invalid, "output for unknown run %q", c.RunID)
+		}
 	}
-	s.output = append(s.output, c)
+	s.output = append(s.output, chunks...)
 	return nil
 }
 

@@ -641,15 +641,31 @@ func (s *Store) Audit(ctx context.Context, runID string) ([]runbook.Audit, error
 	return out, rows.Err()
 }
 
-// AppendOutput appends one line of output.
-func (s *Store) AppendOutput(ctx context.Context, c runbook.Chunk) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO output (run_id, step_id, at, stream, line) VALUES (?, ?, ?, ?, ?)`,
-		c.RunID, c.StepID, ts(c.At), c.Stream, c.Line)
-	if isConstraint(err) {
-		return runbook.Wrap(runbook.Invalid, err, "output for unknown run %q", c.RunID)
+// AppendOutput appends lines of output in one transaction.
+func (s *Store) AppendOutput(ctx context.Context, chunks ...runbook.Chunk) error {
+	if len(chunks) == 0 {
+		return nil
 	}
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("append output: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO output (run_id, step_id, at, stream, line) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("append output: %w", err)
+	}
+	defer ins.Close()
+	for _, c := range chunks {
+		if _, err := ins.ExecContext(ctx, c.RunID, c.StepID, ts(c.At), c.Stream, c.Line); err != nil {
+			if isConstraint(err) {
+				return runbook.Wrap(runbook.Invalid, err, "output for unknown run %q", c.RunID)
+			}
+			return fmt.Errorf("append output: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("append output: commit: %w", err)
 	}
 	return nil
 }

@@ -495,6 +495,26 @@ func testOutput(t *testing.T, s runbook.Store) {
 	if err := s.AppendOutput(ctx, runbook.Chunk{RunID: "nope", StepID: "x", At: base, Stream: "stdout", Line: "x"}); runbook.ErrorKind(err) != runbook.Invalid {
 		t.Fatalf("output for an unknown run: err %v, want Invalid", err)
 	}
+	// Several lines at once: stored in order, all or none.
+	batch := []runbook.Chunk{
+		{RunID: "r1", StepID: "batch", At: base, Stream: "stdout", Line: "one"},
+		{RunID: "r1", StepID: "batch", At: base, Stream: "stdout", Line: "two"},
+	}
+	if err := s.AppendOutput(ctx, append(batch, runbook.Chunk{RunID: "nope", StepID: "batch", At: base, Stream: "stdout", Line: "x"})...); runbook.ErrorKind(err) != runbook.Invalid {
+		t.Fatalf("a batch with an unknown run: err %v, want Invalid", err)
+	}
+	if got, _ := s.Output(ctx, "r1", "batch"); len(got) != 0 {
+		t.Fatalf("a refused batch stored %d lines", len(got))
+	}
+	if err := s.AppendOutput(ctx, batch...); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendOutput(ctx); err != nil {
+		t.Fatalf("an empty batch: %v", err)
+	}
+	if got, _ := s.Output(ctx, "r1", "batch"); len(got) != 2 || got[0].Line != "one" || got[1].Line != "two" {
+		t.Fatalf("batch read back as %+v", got)
+	}
 }
 
 func testUnknown(t *testing.T, s runbook.Store) {
