@@ -54,7 +54,7 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	}
 	c, err := sim.Start(ctx, sim.Options{
 		Aggregators: 2, Leaves: 4, Databases: []string{"sales", "web"},
-		StopTime: scale(900 * time.Millisecond), StartTime: scale(900 * time.Millisecond), RecoveryTime: scale(3 * time.Second),
+		StopTime: scale(time.Second), StartTime: scale(time.Second), RecoveryTime: scale(3500 * time.Millisecond),
 		Logger: simLog,
 	})
 	if err != nil {
