@@ -279,17 +279,21 @@ func (h *harness) click(user string, msg slackfake.Message, action string) slack
 	return r
 }
 
-// threadText is everything in the card's thread: messages and files.
+// threadText is everything in the card's thread, in order: each message's
+// text, and for a file share the whole file in its place.
 func (h *harness) threadText(card slackfake.Message) string {
+	files := map[string]string{}
+	for _, f := range h.slack.Files() {
+		files[f.ID] = f.Content
+	}
 	var sb strings.Builder
 	for _, m := range h.slack.Thread(card.TS) {
-		sb.WriteString(m.Text)
-		sb.WriteByte('\n')
-	}
-	for _, f := range h.slack.Files() {
-		if f.ThreadTS == card.TS {
-			sb.WriteString(f.Content)
+		if m.FileID != "" {
+			sb.WriteString(files[m.FileID])
+		} else {
+			sb.WriteString(m.Text)
 		}
+		sb.WriteByte('\n')
 	}
 	return sb.String()
 }
