@@ -268,7 +268,7 @@ func TestRunCtrlCStopsAtStepBoundary(t *testing.T) {
 	if r.code != exitInterrupted {
 		t.Fatalf("exit %d, want %d\n%s\n%s", r.code, exitInterrupted, r.stdout, r.stderr)
 	}
-	wantContains(t, "stdout", r.stdout, "Stopping at the next step boundary", "2/2 child aggregators stopped", "is saved at stop (running)")
+	wantContains(t, "stdout", r.stdout, "Stopping at the next step boundary", "is saved at stop (running): 1/1 MA stopped, 2/2 child aggregators stopped, 0/4 leaves stopped")
 	if strings.Contains(r.stdout, "▶ stop leaf") {
 		t.Fatalf("a step started after Ctrl-C:\n%s", r.stdout)
 	}

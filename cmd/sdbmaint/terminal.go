@@ -84,10 +84,14 @@ func (t *terminal) drive(ctx context.Context, sub *runbook.Subscription) int {
 		case <-t.interrupts:
 			stop()
 		case err := <-drained:
+			t.showQueued(sub)
 			r, gerr := t.eng.Get(context.Background(), t.runID)
 			where := ""
 			if gerr == nil && r.Current != "" {
 				where = fmt.Sprintf(" at %s (%s)", r.Current, phaseStatus(r))
+				if p := progress(r.CurrentPhase()); p != "" {
+					where += ": " + p
+				}
 			}
 			if err != nil {
 				fmt.Fprintf(t.out, "Exited with steps in flight; run %s is open%s. Continue with --resume: interrupted steps are re-read first.\n", t.runID, where)
@@ -102,6 +106,44 @@ func (t *terminal) drive(ctx context.Context, sub *runbook.Subscription) int {
 			return exitInterrupted
 		}
 	}
+}
+
+// showQueued prints the events still on their way once the engine has
+// stopped: it publishes nothing more, so a short quiet moment means the
+// queue is empty. (The saved state printed after it is the authority.)
+func (t *terminal) showQueued(sub *runbook.Subscription) {
+	for {
+		select {
+		case ev, ok := <-sub.C():
+			if !ok {
+				return
+			}
+			if ev.Run != nil && ev.Run.ID == t.runID {
+				t.show(ev)
+			}
+		case <-time.After(50 * time.Millisecond):
+			return
+		}
+	}
+}
+
+// progress says how far the node steps of p got: "1/1 MA stopped, 2/2
+// child aggregators stopped, 0/4 leaves stopped".
+func progress(p *runbook.Phase) string {
+	if p == nil || (p.Name != runbook.PhaseStop && p.Name != runbook.PhaseStart) {
+		return ""
+	}
+	verb := "stopped"
+	if p.Name == runbook.PhaseStart {
+		verb = "started"
+	}
+	var parts []string
+	for _, role := range []runbook.Role{runbook.RoleMaster, runbook.RoleAggregator, runbook.RoleLeaf} {
+		if done, total := p.Progress(role); total > 0 {
+			parts = append(parts, fmt.Sprintf("%d/%d %s %s", done, total, roleName(role, total), verb))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func stamp(at time.Time) string { return at.Local().Format("15:04:05.000") }
