@@ -321,9 +321,9 @@ func ReasonModal(title, prompt, metadata string) slack.ModalViewRequest {
 	}
 }
 
-// ThreadText renders one batch of thread entries as mrkdwn. Output lines of
+// threadText renders one batch of thread entries as mrkdwn. Output lines of
 // one step are grouped in a code block under the step.
-func ThreadText(entries []threadEntry) string {
+func threadText(entries []threadEntry) string {
 	var b strings.Builder
 	inCode := false
 	lastStep := ""

@@ -289,7 +289,7 @@ func TestMessagesGolden(t *testing.T) {
 	golden(t, "clusters", ClustersMessage([]string{"prod", "staging"}, map[string]*runbook.Run{"prod": open}))
 	golden(t, "status", StatusMessage([]*runbook.Run{open}, map[string]string{open.ID: "https://x.slack.com/archives/C1/p1"}, at(10, 0)))
 	golden(t, "history", HistoryMessage("prod", []*runbook.Run{open, done}))
-	golden(t, "thread_batch", Message{Text: ThreadText([]threadEntry{
+	golden(t, "thread_batch", Message{Text: threadText([]threadEntry{
 		{at: at(8, 2), text: "✅ stop · stop MA 9F3A… (10.0.0.10:3306) (4.1 s)"},
 		{at: at(8, 3), output: true, step: "stop leaf 1EAF…", text: "Stopping node 1EAF… <done> & confirmed"},
 		{at: at(8, 3), output: true, step: "stop leaf 1EAF…", text: "✓ Successfully stopped node"},

@@ -267,7 +267,7 @@ func (bd *board) postThread(ctx context.Context, o *outbox, x *op) error {
 	if x.run != nil {
 		phase = string(x.run.Current)
 	}
-	text := ThreadText(clipEntries(x.entries))
+	text := threadText(clipEntries(x.entries))
 	var err error
 	if utf8.RuneCountInString(text) <= maxInlineOutput {
 		err = bd.retry(ctx, func() error {
@@ -282,7 +282,7 @@ func (bd *board) postThread(ctx context.Context, o *outbox, x *op) error {
 		name := fmt.Sprintf("%s-%d.log", phase, x.file)
 		tailEntries := fitTail(x.entries, maxInlineOutput-200)
 		comment := fmt.Sprintf("_%d lines; the full output is in %s. The last %d:_\n%s",
-			len(x.entries), name, len(tailEntries), ThreadText(clipEntries(tailEntries)))
+			len(x.entries), name, len(tailEntries), threadText(clipEntries(tailEntries)))
 		err = bd.retry(ctx, func() error {
 			_, e := b.api.UploadFileContext(ctx, slack.UploadFileParameters{
 				Filename: name, Title: name, Content: content, FileSize: len(content),
@@ -311,7 +311,7 @@ func clipEntries(es []threadEntry) []threadEntry {
 // fitTail returns the last entries whose rendering fits in n characters.
 func fitTail(es []threadEntry, n int) []threadEntry {
 	lo := len(es)
-	for lo > 0 && utf8.RuneCountInString(ThreadText(clipEntries(es[lo-1:]))) <= n {
+	for lo > 0 && utf8.RuneCountInString(threadText(clipEntries(es[lo-1:]))) <= n {
 		lo--
 	}
 	return es[lo:]
