@@ -82,11 +82,16 @@ func (s *Store) Path() string { return s.path }
 // Close closes the file.
 func (s *Store) Close() error { return s.db.Close() }
 
+// tsLayout is RFC 3339 with a fixed nine-digit fraction, so that stored
+// times sort as text in time order (RFC3339Nano drops trailing zeros and
+// would sort "…:00Z" after "…:00.5Z").
+const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
 func ts(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(time.RFC3339Nano)
+	return t.UTC().Format(tsLayout)
 }
 
 func parseTS(s string) (time.Time, error) {

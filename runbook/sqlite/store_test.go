@@ -2,9 +2,11 @@ package sqlite_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sdbmaint/sdbmaint/runbook"
 	"github.com/sdbmaint/sdbmaint/runbook/sqlite"
@@ -107,5 +109,32 @@ func TestBadPath(t *testing.T) {
 			s.Close()
 			t.Errorf("Open(%q) succeeded, want an error", p)
 		}
+	}
+}
+
+// Runs started on a whole second and half a second later must come back in
+// time order: stored times sort as text.
+func TestHistoryOrdersWholeSecondsCorrectly(t *testing.T) {
+	ctx := context.Background()
+	st := open(t, filepath.Join(t.TempDir(), "s.db"))
+	defer st.Close()
+	base := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	for i, at := range []time.Time{base, base.Add(500 * time.Millisecond), base.Add(time.Second)} {
+		r := runbook.NewRun(fmt.Sprintf("run%d", i), runbook.StartRequest{Cluster: "prod", By: "U1"}, &runbook.Cluster{Name: "prod"}, at)
+		r.Status = runbook.RunEnded
+		if _, err := st.CreateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs, err := st.History(ctx, "prod", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range runs {
+		got = append(got, r.ID)
+	}
+	if want := "run2 run1 run0"; strings.Join(got, " ") != want {
+		t.Fatalf("history order = %v, want %s", got, want)
 	}
 }
