@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sdbmaint/sdbmaint/runbook"
+	"github.com/sdbmaint/sdbmaint/runbook/windows"
 
 	// Windows name zones with CRON_TZ=; the binary must know every zone
 	// even on a host without /usr/share/zoneinfo.
@@ -281,6 +282,15 @@ func (d *decoder) windows(cf *fields, slack Slack) []Window {
 			}
 		} else if slack.Configured() && w.Channel == "" {
 			d.errorf(f.at("channel"), f.line, "no channel for announcements: set it here or set slack.channel")
+		}
+		// The scheduler's own limits (duration against the gap between
+		// starts, lead times, how many) are checked here too, so that
+		// config check catches what serve would refuse at startup.
+		if w.Schedule != nil && !d.failedAt(f.at("duration")) && !d.failedAt(f.at("announce")) {
+			sw := windows.ConfigWindow("", w.Spec, w.Duration, w.Announce, w.Channel)
+			if err := sw.Validate(time.Local, time.Now()); err != nil {
+				d.errorf(p, f.line, "%s", runbook.ErrorMessage(err))
+			}
 		}
 		out = append(out, w)
 	}

@@ -211,3 +211,13 @@ clusters: [` + strings.Repeat("*c, ", 2000) + `*c]
 		t.Fatalf("Parse(alias bomb) = %v", err)
 	}
 }
+
+// config check refuses what the window scheduler would refuse at startup.
+func TestWindowLimitsCheckedAtParse(t *testing.T) {
+	src := "clusters:\n  - name: prod\n    sql: {addr: \"127.0.0.1:3306\", user: u, password: p}\n    toolbox: {local: true}\n" +
+		"    windows: [{schedule: \"0 * * * *\", duration: 3h}]\n"
+	_, err := Parse(strings.NewReader(src), func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "clusters[0].windows[0]: duration 3h is longer than the 1h between two starts") {
+		t.Fatalf("err = %v, want the overlap named at clusters[0].windows[0]", err)
+	}
+}
