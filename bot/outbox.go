@@ -269,7 +269,9 @@ func (bd *board) postThread(ctx context.Context, o *outbox, x *op) error {
 	}
 	text := threadText(clipEntries(x.entries))
 	var err error
-	if utf8.RuneCountInString(text) <= maxInlineOutput {
+	// Inline only when it fits and no line had to be clipped; otherwise the
+	// whole batch goes up as a file, so nothing is lost.
+	if utf8.RuneCountInString(text) <= maxInlineOutput && !anyClipped(x.entries) {
 		err = bd.retry(ctx, func() error {
 			_, _, e := b.api.PostMessageContext(ctx, orDefault(x.dest, o.channel), slack.MsgOptionText(text, false), slack.MsgOptionTS(ts))
 			return e
@@ -297,12 +299,23 @@ func (bd *board) postThread(ctx context.Context, o *outbox, x *op) error {
 	return err
 }
 
+const maxInlineLine = 600
+
+func anyClipped(es []threadEntry) bool {
+	for _, e := range es {
+		if utf8.RuneCountInString(e.text) > maxInlineLine {
+			return true
+		}
+	}
+	return false
+}
+
 // clipEntries shortens very long output lines for inline display; the file
 // keeps them whole.
 func clipEntries(es []threadEntry) []threadEntry {
 	out := make([]threadEntry, len(es))
 	for i, e := range es {
-		e.text = truncate(e.text, 600)
+		e.text = truncate(e.text, maxInlineLine)
 		out[i] = e
 	}
 	return out

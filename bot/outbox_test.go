@@ -161,3 +161,26 @@ func TestOutboxRepostsALostCard(t *testing.T) {
 		t.Errorf("%d updates of the lost card, want 1 before reposting", got)
 	}
 }
+
+// One output line longer than a thread message shows goes up as a file,
+// whole, even when the batch is short.
+func TestOutboxLongLineGoesToAFile(t *testing.T) {
+	t.Parallel()
+	clock := slackfake.NewFastClock(200)
+	fake := slackfake.New(t, slackfake.WithClock(clock.Now))
+	b := newBoardBot(t, fake, clock)
+	run := fixture(runbook.PhaseStop, runbook.PhaseRunning)
+	b.board.event(runbook.Event{Kind: runbook.EventRunStarted, At: t0, Run: run})
+	step := run.Phase(runbook.PhaseStop).Steps[0]
+	long := "ERROR " + strings.Repeat("0123456789", 100) + " END"
+	b.board.event(runbook.Event{Kind: runbook.EventOutput, At: t0, Run: run, Step: step,
+		Line: &runbook.Chunk{RunID: run.ID, StepID: step.ID, Line: long}})
+	fake.WaitFor(t, "the long line in a file", func() bool {
+		for _, f := range fake.Files() {
+			if strings.Contains(f.Content, long) {
+				return true
+			}
+		}
+		return false
+	})
+}
