@@ -50,7 +50,7 @@ func runHistory(ctx context.Context, env *Env, args []string) int {
 			return exitUsage
 		}
 	}
-	store, err := openStore(ctx, cfg)
+	store, err := openConfiguredStore(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "sdbmaint history: %v\n", err)
 		return exitUsage

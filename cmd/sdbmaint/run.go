@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
-	"github.com/sdbmaint/sdbmaint/config"
 	"github.com/sdbmaint/sdbmaint/runbook"
-	"github.com/sdbmaint/sdbmaint/runbook/sqlite"
 )
 
 func init() {
@@ -64,7 +61,7 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 		return exitUsage
 	}
 	log := terminalLogger(env.Stderr, *verbose)
-	store, err := openStore(ctx, cfg)
+	store, err := openConfiguredStore(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "sdbmaint run: %v\n", err)
 		return exitUsage
@@ -97,14 +94,6 @@ func terminalLogger(w io.Writer, verbose bool) *slog.Logger {
 		level = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-// openStore opens the store the config names.
-func openStore(ctx context.Context, cfg *config.Config) (*sqlite.Store, error) {
-	if cfg.Store.Path == "" {
-		return nil, errors.New("store: only the embedded SQLite store (store.path) is supported by this build; mysql_dsn is not")
-	}
-	return sqlite.Open(ctx, cfg.Store.Path)
 }
 
 // run starts (or resumes) the cluster's run and drives it to its end, or

@@ -16,7 +16,6 @@ import (
 	"github.com/sdbmaint/sdbmaint/bot"
 	"github.com/sdbmaint/sdbmaint/config"
 	"github.com/sdbmaint/sdbmaint/runbook"
-	"github.com/sdbmaint/sdbmaint/runbook/sqlite"
 )
 
 func init() {
@@ -26,7 +25,7 @@ func init() {
 // serveDeps is what serve has built when the hooks run.
 type serveDeps struct {
 	cfg    *config.Config
-	store  *sqlite.Store
+	store  configStore
 	engine *runbook.Engine
 	bot    *bot.Bot
 	log    *slog.Logger
@@ -91,7 +90,7 @@ func runServe(ctx context.Context, env *Env, args []string) int {
 // interrupt arrives or ctx ends.
 func serve(ctx context.Context, env *Env, cfg *config.Config, drain time.Duration, log *slog.Logger) error {
 	sc := cfg.Slack
-	store, err := openStore(ctx, cfg)
+	store, err := openConfiguredStore(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/sdbmaint/sdbmaint/bot"
 	"github.com/sdbmaint/sdbmaint/config"
-	"github.com/sdbmaint/sdbmaint/runbook/sqlite"
 	"github.com/sdbmaint/sdbmaint/runbook/windows"
 )
 
@@ -38,11 +37,13 @@ func configWindows(cfg *config.Config) []windows.Window {
 
 // startWindows wires maintenance windows into serve: the Slack side of
 // windows onto b (its verbs and the Skip button, so call it before
-// b.Serve) and a scheduler keeping its records in st, the same SQLite file
-// as the runs. It returns the scheduler's loop; serve runs it on its own
-// goroutine with the context that SIGTERM cancels.
-func startWindows(ctx context.Context, cfg *config.Config, st *sqlite.Store, b *bot.Bot, log *slog.Logger) (func(context.Context) error, error) {
-	ws, err := st.Windows(ctx)
+// b.Serve) and a scheduler keeping its records in st, the database that
+// holds the runs (the SQLite file, or the shared MySQL store, where several
+// replicas race for each firing through it). It returns the scheduler's
+// loop; serve runs it on its own goroutine with the context that SIGTERM
+// cancels.
+func startWindows(ctx context.Context, cfg *config.Config, st configStore, b *bot.Bot, log *slog.Logger) (func(context.Context) error, error) {
+	ws, err := st.WindowStore(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("windows store: %w", err)
 	}
@@ -136,32 +137,27 @@ func runWindows(ctx context.Context, env *Env, args []string) int {
 		store windows.Store
 		note  string
 	)
+	st, stored, err := openStoredWindows(ctx, cfg)
 	switch {
-	case cfg.Store.Path == "":
-		note = "windows scheduled from Slack are in the shared MySQL store, which this command does not read yet"
+	case errors.Is(err, fs.ErrNotExist):
+		note = fmt.Sprintf("no store at %s yet, so no windows scheduled from Slack", cfg.Store.Path)
+	case err != nil:
+		fmt.Fprintf(env.Stderr, "sdbmaint windows: %v\n", err)
+		return 1
 	default:
-		st, stored, err := openStoredWindows(ctx, cfg.Store.Path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			note = fmt.Sprintf("no store at %s yet, so no windows scheduled from Slack", cfg.Store.Path)
-		case err != nil:
+		defer st.Close()
+		store = stored
+		more, err := stored.StoredWindows(ctx)
+		if err != nil {
 			fmt.Fprintf(env.Stderr, "sdbmaint windows: %v\n", err)
 			return 1
-		default:
-			defer st.Close()
-			store = stored
-			more, err := stored.StoredWindows(ctx)
-			if err != nil {
-				fmt.Fprintf(env.Stderr, "sdbmaint windows: %v\n", err)
-				return 1
+		}
+		for _, w := range more {
+			if err := w.Parse(time.Local); err != nil {
+				fmt.Fprintf(env.Stderr, "sdbmaint windows: stored window %s: %v\n", w.ID, err)
+				continue
 			}
-			for _, w := range more {
-				if err := w.Parse(time.Local); err != nil {
-					fmt.Fprintf(env.Stderr, "sdbmaint windows: stored window %s: %v\n", w.ID, err)
-					continue
-				}
-				ws = append(ws, w)
-			}
+			ws = append(ws, w)
 		}
 	}
 	ups, err := windows.ListUpcoming(ctx, store, ws, *cluster, now, *count)
@@ -186,20 +182,24 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// openStoredWindows opens the SQLite store at path if the file exists; it
-// never creates one just to list nothing.
-func openStoredWindows(ctx context.Context, path string) (*sqlite.Store, *sqlite.WindowStore, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, nil, err
+// openStoredWindows opens the store cfg names and its window store. An
+// SQLite file that does not exist yet is fs.ErrNotExist: listing never
+// creates one just to list nothing. The shared MySQL store is opened as
+// serve opens it.
+func openStoredWindows(ctx context.Context, cfg *config.Config) (configStore, windows.Store, error) {
+	if cfg.Store.MySQLDSN == "" {
+		if _, err := os.Stat(cfg.Store.Path); err != nil {
+			return nil, nil, err
+		}
 	}
-	st, err := sqlite.Open(ctx, path)
+	st, err := openConfiguredStore(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	ws, err := st.Windows(ctx)
+	ws, err := st.WindowStore(ctx)
 	if err != nil {
 		st.Close()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("windows store: %w", err)
 	}
 	return st, ws, nil
 }

@@ -214,7 +214,8 @@ func TestStartWindows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "sdbmaint.db"))
+	cfg.Store = config.Store{Path: filepath.Join(t.TempDir(), "sdbmaint.db")}
+	st, err := openConfiguredStore(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
