@@ -2,9 +2,9 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
+
+	"github.com/sdbmaint/sdbmaint/runbook/internal/sqlstore"
 )
 
 // runbookSchema is the runbook's schema, one entry per version: entry i
@@ -117,46 +117,27 @@ CREATE INDEX output_by_step ON output(run_id, step_id, seq);
 // them from version i to i+1, and schema_version remembers where each
 // component stands. The runbook's own tables are component "runbook";
 // another package that keeps its records in the same file (the window
-// scheduler) calls Migrate with its own name and steps after Open. A
-// database newer than steps is an error: an older sdbmaint must not write
-// to it.
+// scheduler) calls Migrate with its own name and steps after Open. All the
+// steps run in one transaction, which holds the file's write lock, so
+// processes that open the file at once take turns and a failed step leaves
+// the component where it was. A database newer than steps is an error: an
+// older sdbmaint must not write to it.
 func (s *Store) Migrate(ctx context.Context, component string, steps []string) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate %s: begin: %w", component, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
-		component TEXT PRIMARY KEY,
-		version   INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("migrate %s: schema_version: %w", component, err)
+	if err := sqlstore.Migrate(ctx, tx, dialect, component, steps); err != nil {
+		return err
 	}
-	var have int
-	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_version WHERE component = ?`, component).Scan(&have)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("migrate %s: read version: %w", component, err)
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate %s: commit: %w", component, err)
 	}
-	if have > len(steps) {
-		return fmt.Errorf("migrate %s: the database is at schema version %d but this sdbmaint knows only %d; use a newer sdbmaint", component, have, len(steps))
-	}
-	for v := have; v < len(steps); v++ {
-		if _, err := tx.ExecContext(ctx, steps[v]); err != nil {
-			return fmt.Errorf("migrate %s to version %d: %w", component, v+1, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (component, version) VALUES (?, ?)
-		ON CONFLICT (component) DO UPDATE SET version = excluded.version`, component, len(steps)); err != nil {
-		return fmt.Errorf("migrate %s: write version: %w", component, err)
-	}
-	return tx.Commit()
+	return nil
 }
 
 // SchemaVersion returns the schema version of component (0 if it has none).
 func (s *Store) SchemaVersion(ctx context.Context, component string) (int, error) {
-	var v int
-	err := s.db.QueryRowContext(ctx, `SELECT version FROM schema_version WHERE component = ?`, component).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	return v, err
+	return sqlstore.SchemaVersion(ctx, s.db, component)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sdbmaint/sdbmaint/runbook"
+	"github.com/sdbmaint/sdbmaint/runbook/internal/sqlstore/sqlstoretest"
 	"github.com/sdbmaint/sdbmaint/runbook/sqlite"
 	"github.com/sdbmaint/sdbmaint/runbook/storetest"
 )
@@ -26,6 +27,15 @@ func TestConformance(t *testing.T) {
 	storetest.RunConformance(t, func(t *testing.T) runbook.Store {
 		return open(t, filepath.Join(t.TempDir(), "sdbmaint.db"))
 	})
+}
+
+// TestSharedSQL checks what the conformance suite leaves to the SQL the
+// stores share: rows past one INSERT, refusals' messages.
+func TestSharedSQL(t *testing.T) {
+	t.Parallel()
+	s := open(t, filepath.Join(t.TempDir(), "sdbmaint.db"))
+	defer s.Close()
+	sqlstoretest.Run(t, s)
 }
 
 func TestPragmas(t *testing.T) {
