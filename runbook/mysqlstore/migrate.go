@@ -3,9 +3,9 @@ package mysqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/sdbmaint/sdbmaint/runbook/internal/sqlstore"
 )
 
 // runbookSchema is the runbook's schema, one entry per version: entry i
@@ -143,8 +143,9 @@ const migrateLockWait = 60
 // "runbook"; another package that keeps its records in the same database
 // (the bot's card store) calls Migrate with its own name and steps after
 // Open. Processes that open the database at the same time take turns
-// through a named lock. A database newer than steps is an error: an older
-// sdbmaint must not write to it.
+// through a named lock. MySQL commits DDL as it goes, so each finished step
+// is recorded at once and a crash half-way repeats no step. A database
+// newer than steps is an error: an older sdbmaint must not write to it.
 func (s *Store) Migrate(ctx context.Context, component string, steps []string) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
@@ -160,78 +161,10 @@ func (s *Store) Migrate(ctx context.Context, component string, steps []string) e
 		return fmt.Errorf("migrate %s: another process held the migration lock of database %s for %ds", component, s.dbName, migrateLockWait)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), `DO RELEASE_LOCK(?)`, lock) //nolint:errcheck // closing the connection releases it too
-
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
-		component VARBINARY(64) NOT NULL PRIMARY KEY,
-		version   INT NOT NULL
-	) ENGINE=InnoDB`); err != nil {
-		return fmt.Errorf("migrate %s: schema_version: %w", component, err)
-	}
-	var have int
-	err = conn.QueryRowContext(ctx, `SELECT version FROM schema_version WHERE component = ?`, component).Scan(&have)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("migrate %s: read version: %w", component, err)
-	}
-	if have > len(steps) {
-		return fmt.Errorf("migrate %s: the database is at schema version %d but this sdbmaint knows only %d; use a newer sdbmaint", component, have, len(steps))
-	}
-	for v := have; v < len(steps); v++ {
-		for _, stmt := range splitStatements(steps[v]) {
-			if _, err := conn.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("migrate %s to version %d: %w", component, v+1, err)
-			}
-		}
-		// Each finished step is recorded at once: DDL cannot be rolled
-		// back, so a crash must not make a later start repeat it.
-		if _, err := conn.ExecContext(ctx, `INSERT INTO schema_version (component, version) VALUES (?, ?)
-			ON DUPLICATE KEY UPDATE version = VALUES(version)`, component, v+1); err != nil {
-			return fmt.Errorf("migrate %s: write version %d: %w", component, v+1, err)
-		}
-	}
-	return nil
+	return sqlstore.Migrate(ctx, conn, dialect, component, steps)
 }
 
 // SchemaVersion returns the schema version of component (0 if it has none).
 func (s *Store) SchemaVersion(ctx context.Context, component string) (int, error) {
-	var v int
-	err := s.db.QueryRowContext(ctx, `SELECT version FROM schema_version WHERE component = ?`, component).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	return v, err
-}
-
-// splitStatements cuts a migration step into statements at lines that end
-// with ";". Comment-only and blank pieces are dropped.
-func splitStatements(step string) []string {
-	var out []string
-	var cur strings.Builder
-	flush := func() {
-		stmt := strings.TrimSpace(cur.String())
-		cur.Reset()
-		if stmt != "" && !onlyComments(stmt) {
-			out = append(out, stmt)
-		}
-	}
-	for _, line := range strings.Split(step, "\n") {
-		trimmed := strings.TrimSpace(line)
-		if strings.HasSuffix(trimmed, ";") && !strings.HasPrefix(trimmed, "--") {
-			cur.WriteString(strings.TrimSuffix(trimmed, ";"))
-			flush()
-			continue
-		}
-		cur.WriteString(line)
-		cur.WriteByte('\n')
-	}
-	flush()
-	return out
-}
-
-func onlyComments(stmt string) bool {
-	for _, line := range strings.Split(stmt, "\n") {
-		if t := strings.TrimSpace(line); t != "" && !strings.HasPrefix(t, "--") {
-			return false
-		}
-	}
-	return true
+	return sqlstore.SchemaVersion(ctx, s.db, component)
 }

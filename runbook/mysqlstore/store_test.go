@@ -17,6 +17,7 @@ import (
 
 	"github.com/sdbmaint/sdbmaint/bot"
 	"github.com/sdbmaint/sdbmaint/runbook"
+	"github.com/sdbmaint/sdbmaint/runbook/internal/sqlstore/sqlstoretest"
 	"github.com/sdbmaint/sdbmaint/runbook/mysqlstore"
 	"github.com/sdbmaint/sdbmaint/runbook/storetest"
 )
@@ -115,6 +116,15 @@ func TestConformance(t *testing.T) {
 	storetest.RunConformance(t, func(t *testing.T) runbook.Store {
 		return open(t, freshDatabase(t))
 	})
+}
+
+// TestSharedSQL checks what the conformance suite leaves to the SQL the
+// stores share: rows past one INSERT, refusals' messages.
+func TestSharedSQL(t *testing.T) {
+	t.Parallel()
+	s := open(t, freshDatabase(t))
+	defer s.Close()
+	sqlstoretest.Run(t, s)
 }
 
 // Two bot replicas on one database: the database, not either process,
