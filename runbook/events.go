@@ -22,10 +22,11 @@ func (b *bus) publish(ev Event) {
 
 func (b *bus) subscribe() *Subscription {
 	s := &Subscription{
-		bus:  b,
-		c:    make(chan Event),
-		wake: make(chan struct{}, 1),
-		done: make(chan struct{}),
+		bus:    b,
+		c:      make(chan Event),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		finish: make(chan struct{}),
 	}
 	b.mu.Lock()
 	b.subs[s] = struct{}{}
@@ -44,12 +45,16 @@ type Subscription struct {
 	wake chan struct{}
 	done chan struct{}
 	once sync.Once
+	// finish is closed by Finish: deliver what is queued, then close c.
+	finish     chan struct{}
+	finishOnce sync.Once
 
 	mu    sync.Mutex
 	queue []Event
 }
 
-// C returns the channel of events. It is closed after Close.
+// C returns the channel of events. It is closed after Close, and after
+// Finish once the queued events are delivered.
 func (s *Subscription) C() <-chan Event { return s.c }
 
 // Close stops the subscription and drops what it had not delivered.
@@ -59,6 +64,20 @@ func (s *Subscription) Close() {
 		delete(s.bus.subs, s)
 		s.bus.mu.Unlock()
 		close(s.done)
+	})
+}
+
+// Finish stops the subscription taking new events and lets the reader have
+// the ones already queued: C delivers them, in order, and is then closed.
+// A reader that must not miss an event (the Slack bot's last card updates
+// after Engine.Drain) calls Finish and reads C until it is closed. Close
+// still drops whatever is left.
+func (s *Subscription) Finish() {
+	s.finishOnce.Do(func() {
+		s.bus.mu.Lock()
+		delete(s.bus.subs, s)
+		s.bus.mu.Unlock()
+		close(s.finish)
 	})
 }
 
@@ -80,6 +99,16 @@ func (s *Subscription) deliver() {
 			s.mu.Unlock()
 			select {
 			case <-s.wake:
+				continue
+			case <-s.finish:
+				// No push can follow Finish (it left the bus first), so an
+				// empty queue now is the end.
+				s.mu.Lock()
+				empty := len(s.queue) == 0
+				s.mu.Unlock()
+				if empty {
+					return
+				}
 				continue
 			case <-s.done:
 				return
