@@ -2,6 +2,7 @@ package bot
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -299,6 +300,47 @@ func statusEmoji(r *runbook.Run) string {
 		return "✖️"
 	}
 	return "⏳"
+}
+
+// AbortMessage answers /sdbmaint abort CLUSTER, privately: what aborting
+// the open run does right now and a button to do it. Typing the command
+// aborts nothing; the button carries the run, phase and version it was
+// drawn for, so the click goes through the engine's compare-and-set like a
+// card button and is refused if the run moved on in between. next is
+// Engine.Describe's text for the current gate; choices are the engine's
+// (runbook.Choices), which say whether abort is possible now at all.
+func AbortMessage(r *runbook.Run, next string, choices []runbook.Action, link string) Message {
+	cluster := escapeMrkdwn(r.Cluster)
+	state := fmt.Sprintf("Run `%s` on `%s`, started by %s %s: %s.", shortID(r.ID), cluster, who(r.StartedBy),
+		slackDateTime(r.StartedAt), runState(r))
+	if link != "" {
+		state += " <" + link + "|Open the card>."
+	}
+	val := encodeValue(r.ID, r.Current, r.Version)
+	var btn *slack.ButtonBlockElement
+	var effect string
+	switch {
+	case slices.Contains(choices, runbook.ActAbort):
+		effect = abortEffect(r, next)
+		btn = slack.NewButtonBlockElement(actionID(string(runbook.ActAbort)), val, plain(truncate("Abort maintenance of "+r.Cluster, maxButtonText)))
+	case slices.Contains(choices, runbook.ActEndRun):
+		effect = "Preflight is blocked, so there is nothing to abort: End run closes the run. Nothing on the cluster has changed."
+		btn = slack.NewButtonBlockElement(actionID(string(runbook.ActEndRun)), val, plain("End run"))
+	default:
+		p := string(r.Current)
+		blocks := []slack.Block{section("abort-head", "*The run on "+cluster+" cannot be aborted right now*\n"+state)}
+		blocks = append(blocks, section("abort-later", fmt.Sprintf("*%s* is running; abort is taken when it waits for a decision "+
+			"or a step fails. Type `/sdbmaint abort %s` again then, or use Abort on the card.", escapeMrkdwn(p), cluster)))
+		return Message{Text: fmt.Sprintf("The run on %s cannot be aborted while %s runs.", cluster, escapeMrkdwn(p)), Blocks: blocks}
+	}
+	blocks := []slack.Block{
+		section("abort-head", "*Abort maintenance of "+cluster+"?*\n"+state),
+		section("abort-effect", "*What it does now* — "+escapeMrkdwn(effect)),
+		slack.NewActionBlock("abort-confirm", btn.WithStyle(slack.StyleDanger)),
+		contextLine("abort-note", fmt.Sprintf("Only you see this, and nothing is done until you click. The button is for the run as it "+
+			"stands now (version %d): if the run moves on first, the click is refused and you are told why.", r.Version)),
+	}
+	return Message{Text: truncate(fmt.Sprintf("Abort maintenance of %s? %s", cluster, escapeMrkdwn(effect)), maxMessageText), Blocks: blocks}
 }
 
 // ReasonModal asks why a step or a phase is skipped. The button's value goes

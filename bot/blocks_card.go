@@ -265,7 +265,7 @@ func actionButton(v CardView, p *runbook.Phase, a runbook.Action, val string) *s
 		return button("Approve stop anyway", slack.StyleDanger).WithConfirm(confirm("The window has ended",
 			"The maintenance window closed before stop was approved. "+stopText, "Stop the cluster", true))
 	case runbook.ActAbort:
-		return button("Abort", slack.StyleDanger).WithConfirm(abortConfirm(r))
+		return button("Abort", slack.StyleDanger).WithConfirm(abortConfirm(r, v.Next))
 	case runbook.ActRetry:
 		return button("Retry", slack.StylePrimary)
 	case runbook.ActSkip:
@@ -297,14 +297,32 @@ func orDefault(s, def string) string {
 	return s
 }
 
-func abortConfirm(r *runbook.Run) *slack.ConfirmationBlockObject {
-	text := "This ends the run. Nothing on the cluster has changed yet."
-	if r.NodesMayBeDown() || r.Recovering {
-		text = "Nodes may be down: abort starts every stopped node in the safe order (leaves, aggregators, then the MA) and finalizes."
-	} else if p := r.Phase(runbook.PhaseSnapshot); p != nil && p.Status == runbook.PhaseDone {
-		text = "This ends the run. Snapshots taken so far stay; no node was stopped."
+func abortConfirm(r *runbook.Run, next string) *slack.ConfirmationBlockObject {
+	return confirm("Abort maintenance of "+r.Cluster+"?", abortEffect(r, next), "Abort", true)
+}
+
+// abortEffect says what Abort does now. next is Engine.Describe's text for
+// the current gate, which ends with the engine's own sentence about abort;
+// that sentence is used when it is there, so the card, the confirm dialog
+// and /sdbmaint abort say what the engine will do. The fallback (no
+// description) follows the same three cases as the engine's abort.
+func abortEffect(r *runbook.Run, next string) string {
+	for _, line := range strings.Split(next, "\n") {
+		if strings.HasPrefix(line, "Abort") {
+			return line
+		}
 	}
-	return confirm("Abort maintenance of "+r.Cluster+"?", text, "Abort", true)
+	p := r.CurrentPhase()
+	switch {
+	case !r.NodesMayBeDown():
+		if q := r.Phase(runbook.PhaseSnapshot); q != nil && q.Status == runbook.PhaseDone {
+			return "This ends the run. Snapshots taken so far stay; no node was stopped."
+		}
+		return "This ends the run. Nothing on the cluster has changed yet."
+	case r.Recovering || p == nil || p.Name == runbook.PhaseFinalize || (p.Name == runbook.PhaseStart && p.Status != runbook.PhaseWaiting):
+		return "Recovery is what is under way: abort stops trying and ends the run, leaving nodes as they are now."
+	}
+	return "Nodes may be down: abort starts every stopped node in the safe order (leaves, aggregators, then the MA), then finalizes."
 }
 
 func confirm(title, text, ok string, danger bool) *slack.ConfirmationBlockObject {

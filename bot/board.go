@@ -43,7 +43,8 @@ type card struct {
 	urgent     bool // at a phase boundary: update soon
 	lastUpdate time.Time
 	pending    []threadEntry
-	files      int // output files uploaded so far, for their names
+	files      int  // output files uploaded so far, for their names
+	learned    bool // added by a click (see learn), not by the engine's events
 }
 
 // outbox is one channel's queue.
@@ -140,7 +141,15 @@ func (c *card) setRun(run *runbook.Run, urgent bool) {
 	c.urgent = c.urgent || urgent
 }
 
-// learn records where a run's card is, from a click on it.
+// maxLearned bounds the cards that clicks alone add to the board. Open runs
+// are one per cluster, so this is far above what a real bot holds; it only
+// matters if something goes wrong, and then memory stays bounded.
+const maxLearned = 256
+
+// learn records where a run's card is, from a click on it. A signed click
+// can still carry any run ID (an old message, a card of another
+// installation, a hand-made payload), so a location is kept only for a run
+// the engine knows, and in memory only while that run is open.
 func (bd *board) learn(ctx context.Context, runID, channel, ts string) {
 	if runID == "" || channel == "" || ts == "" {
 		return
@@ -148,14 +157,33 @@ func (bd *board) learn(ctx context.Context, runID, channel, ts string) {
 	bd.mu.Lock()
 	c := bd.cards[runID]
 	known := c != nil && c.ts != ""
-	switch {
-	case c == nil:
-		bd.cards[runID] = &card{runID: runID, channel: channel, apiChannel: channel, ts: ts}
-	case c.ts == "":
+	if c != nil && c.ts == "" {
 		c.channel, c.apiChannel, c.ts = channel, channel, ts
 	}
 	bd.mu.Unlock()
-	if known || bd.b.opts.Cards == nil {
+	if known {
+		return
+	}
+	if c == nil {
+		run, err := bd.b.engine.Get(ctx, runID)
+		if err != nil {
+			bd.b.log.Info("click on a card of a run the engine does not know; its location is not kept",
+				"run", clip(runID, 80), "err", err)
+			return
+		}
+		if run.Status.Open() {
+			bd.mu.Lock()
+			switch {
+			case bd.cards[runID] != nil: // an event made the card meanwhile
+			case bd.learnedLocked() >= maxLearned:
+				bd.b.logFor(run).Warn("too many card locations learned from clicks; this one is not kept", "max", maxLearned)
+			default:
+				bd.cards[runID] = &card{runID: runID, channel: channel, apiChannel: channel, ts: ts, run: run, learned: true}
+			}
+			bd.mu.Unlock()
+		}
+	}
+	if bd.b.opts.Cards == nil {
 		return
 	}
 	if ch, _, err := bd.b.opts.Cards.LoadCard(ctx, runID); err == nil && ch == "" {
@@ -163,6 +191,18 @@ func (bd *board) learn(ctx context.Context, runID, channel, ts string) {
 			bd.b.log.Warn("saving the card location failed", "run", runID, "err", err)
 		}
 	}
+}
+
+// learnedLocked counts the cards that clicks added and that are still kept
+// (the outbox forgets a card once its run has ended and it is final).
+func (bd *board) learnedLocked() int {
+	n := 0
+	for _, c := range bd.cards {
+		if c.learned {
+			n++
+		}
+	}
+	return n
 }
 
 // link is the permalink of a run's card, or "".

@@ -58,7 +58,7 @@ func BuiltinVerbs() []Verb {
 		{Name: VerbPreflight, Args: "CLUSTER", Cluster: RequiredCluster, Summary: "read-only checks, with a button to start maintenance"},
 		{Name: VerbStart, Args: "CLUSTER", Cluster: RequiredCluster, Summary: "run preflight and open a maintenance run (each phase waits for approval)"},
 		{Name: VerbStatus, Args: "[CLUSTER]", Cluster: OptionalCluster, Summary: "where the open runs stand"},
-		{Name: VerbAbort, Args: "CLUSTER", Cluster: RequiredCluster, Summary: "abort the open run (recovery once nodes may be down)"},
+		{Name: VerbAbort, Args: "CLUSTER", Cluster: RequiredCluster, Summary: "says what aborting the open run does now (recovery once nodes may be down), with a button to confirm"},
 		{Name: VerbHistory, Args: "[CLUSTER]", Cluster: OptionalCluster, Summary: "recent runs, with who approved what"},
 	}
 }

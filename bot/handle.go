@@ -103,7 +103,7 @@ func (b *Bot) command(sc slack.SlashCommand) ack {
 		}}
 	case VerbAbort:
 		return ack{work: func(ctx context.Context) {
-			reply(ctx, Reply{Message: textMessage(b.abort(ctx, cmd.Cluster, sc.UserID))})
+			reply(ctx, Reply{Message: b.abortPrompt(ctx, cmd.Cluster)})
 		}}
 	case VerbHistory:
 		return ack{work: func(ctx context.Context) {
@@ -177,27 +177,23 @@ func (b *Bot) start(ctx context.Context, cluster, user, channel string) string {
 	return ""
 }
 
-// abort aborts the open run on cluster for user (slash command).
-func (b *Bot) abort(ctx context.Context, cluster, user string) string {
+// abortPrompt answers /sdbmaint abort: it decides nothing itself. Once
+// nodes may be down an abort means recovery, so the person sees what abort
+// does at this moment and confirms with a button; that click is a decision
+// like any card button's, checked by the engine's compare-and-set.
+func (b *Bot) abortPrompt(ctx context.Context, cluster string) Message {
 	r, err := b.engine.OpenRun(ctx, cluster)
 	if err != nil {
-		return b.showError(err, "reading the open run of "+cluster, "cluster", cluster)
+		return textMessage(b.showError(err, "reading the open run of "+cluster, "cluster", cluster))
 	}
 	if r == nil {
-		return fmt.Sprintf("No run is open on `%s`; there is nothing to abort.", escapeMrkdwn(cluster))
+		return textMessage(fmt.Sprintf("No run is open on `%s`; there is nothing to abort.", escapeMrkdwn(cluster)))
 	}
-	o, err := b.engine.Decide(ctx, runbook.Decision{RunID: r.ID, Phase: r.Current, Version: r.Version,
-		Action: runbook.ActAbort, By: user})
-	if err != nil {
-		return b.showError(err, "aborting the run on "+cluster, "run", r.ID, "cluster", cluster)
+	next := ""
+	if r.Current != "" {
+		next = b.engine.Describe(r, r.Current)
 	}
-	if !o.Accepted {
-		return RefusalText(o)
-	}
-	if r.NodesMayBeDown() {
-		return fmt.Sprintf("Aborting the run on `%s`: stopped nodes are being started again in the safe order. Follow the card.", escapeMrkdwn(cluster))
-	}
-	return fmt.Sprintf("Aborted the run on `%s`.", escapeMrkdwn(cluster))
+	return AbortMessage(r, next, runbook.Choices(r, b.clock.Now()), b.board.link(ctx, r.ID))
 }
 
 // respond answers a slash command through its response_url.
@@ -274,8 +270,11 @@ func (b *Bot) click(ctx context.Context, cb slack.InteractionCallback, a *slack.
 			return
 		}
 		// The click tells where the card is: after a restart that lost the
-		// card's location, this finds it again.
-		b.board.learn(ctx, v.RunID, channel, cb.Container.MessageTs)
+		// card's location, this finds it again. A private message (the
+		// confirmation /sdbmaint abort shows) is not the card.
+		if !cb.Container.IsEphemeral {
+			b.board.learn(ctx, v.RunID, channel, cb.Container.MessageTs)
+		}
 		if needsReason(action) {
 			meta := reasonMeta{Action: action, Value: v, Channel: channel}.encode()
 			title, prompt := "Skip a step", "Why is the failed step skipped? The reason goes to the audit log and the card."
@@ -296,8 +295,10 @@ func (b *Bot) click(ctx context.Context, cb slack.InteractionCallback, a *slack.
 		return
 	}
 	if a.ActionID == actionID(actStartMaintenance) {
-		cluster := a.Value
-		if _, reply := matchCluster(cluster, b.opts.Clusters.Names()); reply != "" {
+		// The value is what the button carried; the run is opened on the
+		// configured name it matches, as if it had been typed.
+		cluster, reply := matchCluster(a.Value, b.opts.Clusters.Names())
+		if reply != "" {
 			b.ephemeral(ctx, channel, user, textMessage(reply))
 			return
 		}

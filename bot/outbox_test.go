@@ -152,8 +152,12 @@ func TestOutboxRepostsALostCard(t *testing.T) {
 	t.Parallel()
 	clock := slackfake.NewFastClock(200)
 	fake := slackfake.New(t, slackfake.WithClock(clock.Now))
-	b := newBoardBot(t, fake, clock)
 	run := fixture(runbook.PhaseBackup, runbook.PhaseWaiting)
+	store := memstore.New() // clicks teach card locations only for runs the engine knows
+	if _, err := store.CreateRun(context.Background(), run); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newStoreBot(t, fake, store)
 	b.board.learn(context.Background(), run.ID, "C0OPS", "999.000001") // a card the fake never had
 	b.board.update(run, true)
 	fake.WaitFor(t, "a new card", func() bool { return len(fake.Messages("C0OPS")) == 1 })

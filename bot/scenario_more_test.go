@@ -302,8 +302,10 @@ func TestScenarioCommands(t *testing.T) {
 
 			h.command(operator, "status prod")
 			h.waitResponse("backup waiting for approval")
+			// abort asks first, privately; the button aborts.
 			h.command(approver, "abort prod")
-			h.waitResponse("Aborted the run on `prod`")
+			resp = h.waitResponse("Abort ends the run; no node has been stopped.")
+			h.click(approver, slackfake.Message{Channel: channel, TS: "1.2", Blocks: resp.Blocks}, "abort")
 			h.waitCard("aborted", func(m slackfake.Message) bool { return strings.Contains(m.Text, "aborted") && len(m.Buttons()) == 0 })
 			h.command(operator, "history prod")
 			h.waitResponse("Recent runs on prod")

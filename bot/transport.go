@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -72,12 +71,9 @@ func (b *Bot) Serve(ctx context.Context, cfg ServeConfig) error {
 
 	sub := b.engine.Subscribe()
 	pumpDone := make(chan struct{})
-	var lastEvent atomic.Int64
-	lastEvent.Store(time.Now().UnixNano())
 	go func() {
 		defer close(pumpDone)
 		for ev := range sub.C() {
-			lastEvent.Store(time.Now().UnixNano())
 			b.metrics.observeEvent(ev)
 			b.board.event(ev)
 		}
@@ -153,9 +149,17 @@ func (b *Bot) Serve(ctx context.Context, cfg ServeConfig) error {
 	if err := b.engine.Drain(dctx); err != nil {
 		b.log.Warn("engine drain", "err", err)
 	}
-	b.settleEvents(&lastEvent)
-	sub.Close()
-	<-pumpDone
+	// Nothing is published after Drain; Finish hands over what the
+	// subscription still holds and closes it, so every last event reaches
+	// the cards before they are flushed.
+	sub.Finish()
+	select {
+	case <-pumpDone:
+	case <-dctx.Done():
+		b.log.Warn("the drain deadline passed before the last engine events reached the cards; dropping the rest")
+		sub.Close()
+		<-pumpDone
+	}
 	b.board.close(dctx)
 	stopSocket()
 	<-sockDone
@@ -164,22 +168,6 @@ func (b *Bot) Serve(ctx context.Context, cfg ServeConfig) error {
 	_ = srv.Shutdown(sctx)
 	b.log.Info("stopped")
 	return runErr
-}
-
-// settleEvents waits until the engine's last events have been delivered to
-// the cards: after Drain nothing new is published, so a quiet moment on the
-// subscription means its queue is empty. Bounded, so shutdown cannot hang.
-func (b *Bot) settleEvents(last *atomic.Int64) {
-	const quiet = 100 * time.Millisecond
-	deadline := time.Now().Add(2 * time.Second)
-	tick := time.NewTicker(quiet / 4)
-	defer tick.Stop()
-	for time.Now().Before(deadline) {
-		if time.Since(time.Unix(0, last.Load())) > quiet {
-			return
-		}
-		<-tick.C
-	}
 }
 
 func (b *Bot) authTest(ctx context.Context) (*slack.AuthTestResponse, error) {

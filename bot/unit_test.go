@@ -111,12 +111,10 @@ func FuzzDecodeValue(f *testing.F) {
 	f.Add("7f3c|stop|12")
 	f.Add("||")
 	f.Fuzz(func(t *testing.T, s string) {
+		// Only what encodeValue writes decodes: no "+3" or "007".
 		v, err := decodeValue(s)
 		if err == nil && encodeValue(v.RunID, v.Phase, v.Version) != s {
-			// Leading zeros and "+" may parse; the run and phase must not change.
-			if w, err2 := decodeValue(encodeValue(v.RunID, v.Phase, v.Version)); err2 != nil || w != v {
-				t.Fatalf("decodeValue(%q) = %+v does not round-trip", s, v)
-			}
+			t.Fatalf("decodeValue(%q) = %+v does not round-trip", s, v)
 		}
 	})
 }

@@ -37,7 +37,14 @@ func encodeValue(runID string, phase runbook.PhaseName, version int64) string {
 	return runID + "|" + string(phase) + "|" + strconv.FormatInt(version, 10)
 }
 
-// decodeValue parses a gate value, rejecting anything the bot did not draw.
+// maxRunID bounds a run ID in a button value; the engine's are 16 hex
+// digits, and the card store keeps at most 64.
+const maxRunID = 64
+
+// decodeValue parses a gate value, rejecting anything the bot did not draw:
+// it accepts exactly the strings encodeValue writes, so "+3", "007" or
+// "-0" for a version and odd characters in a run ID are refused rather
+// than read as something close to them.
 func decodeValue(s string) (gateValue, error) {
 	if len(s) > maxButtonValue {
 		return gateValue{}, fmt.Errorf("button value is %d characters, more than a card ever carries", len(s))
@@ -45,6 +52,9 @@ func decodeValue(s string) (gateValue, error) {
 	parts := strings.Split(s, "|")
 	if len(parts) != 3 || parts[0] == "" {
 		return gateValue{}, fmt.Errorf("button value %q is not RUN|PHASE|VERSION", clip(s, 80))
+	}
+	if !validRunID(parts[0]) {
+		return gateValue{}, fmt.Errorf("button value has bad run ID %q: want up to %d letters, digits, '-' or '_'", clip(parts[0], 40), maxRunID)
 	}
 	phase := runbook.PhaseName(parts[1])
 	known := false
@@ -57,10 +67,25 @@ func decodeValue(s string) (gateValue, error) {
 		return gateValue{}, fmt.Errorf("button value names unknown phase %q", clip(parts[1], 40))
 	}
 	v, err := strconv.ParseInt(parts[2], 10, 64)
-	if err != nil || v < 0 {
-		return gateValue{}, fmt.Errorf("button value has bad version %q", clip(parts[2], 40))
+	if err != nil || v < 0 || strconv.FormatInt(v, 10) != parts[2] {
+		return gateValue{}, fmt.Errorf("button value has bad version %q: want a decimal number without sign or leading zeros", clip(parts[2], 40))
 	}
 	return gateValue{RunID: parts[0], Phase: phase, Version: v}, nil
+}
+
+// validRunID reports whether id can be a run's ID: what newRunID makes (hex)
+// and what tests and imports use, never spaces, separators or controls.
+func validRunID(id string) bool {
+	if id == "" || len(id) > maxRunID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // gateActions are the card buttons that become a runbook.Decision directly.
