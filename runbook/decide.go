@@ -167,6 +167,8 @@ func notAChoice(r *Run, p *Phase, a Action, choices []Action) string {
 		return fmt.Sprintf("the maintenance window ended at %s; opening the stop gate now needs an explicit override from an approver", r.WindowEnds.UTC().Format(time.RFC3339))
 	case p.Name == PhaseMaintenance && a == ActApprove:
 		return "the maintenance gate opens with maintenance-done, once the work on the hosts is finished"
+	case a == ActSkip && p.Status == PhaseFailed && failedKind(p, StepDetectionOff):
+		return "turning leaf_failure_detection OFF failed and cannot be skipped: the leaves would fail over under a running MA; retry it or abort"
 	case a == ActSkip && p.Status == PhaseFailed:
 		return "the MA's stop cannot be skipped while leaf_failure_detection is ON: the leaves would fail over under a running MA; choose detection-off (the runbook's way out), retry or abort"
 	case a == ActDetectionOff:
@@ -251,4 +253,14 @@ func mayBeDown(r *Run) []string {
 		}
 	}
 	return out
+}
+
+// failedKind reports whether a step of kind failed or was interrupted in p.
+func failedKind(p *Phase, kind StepKind) bool {
+	for _, s := range p.Steps {
+		if s.Kind == kind && (s.Status == StepFailed || s.Status == StepInterrupted) {
+			return true
+		}
+	}
+	return false
 }

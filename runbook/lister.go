@@ -22,9 +22,10 @@ type lister struct {
 }
 
 type listCall struct {
-	done  chan struct{}
-	nodes []Node
-	err   error
+	done    chan struct{}
+	nodes   []Node
+	err     error
+	callers int // how many callers wait on this call (guarded by lister.mu)
 }
 
 func (l *lister) list(ctx context.Context) ([]Node, error) {
@@ -41,6 +42,7 @@ func (l *lister) list(ctx context.Context) ([]Node, error) {
 	default:
 		c = l.next
 	}
+	c.callers++
 	l.mu.Unlock()
 	select {
 	case <-c.done:

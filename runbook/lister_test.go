@@ -61,7 +61,7 @@ func TestListerCoalescesAndStaysFresh(t *testing.T) {
 	waitFor(t, func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		return l.next != nil
+		return l.next != nil && l.next.callers == 31
 	})
 	close(nodes.release) // every call returns at once from now on
 	if got := <-first; got != 1 {

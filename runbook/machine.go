@@ -346,21 +346,27 @@ func (m *machine) finishAfterFinalize() {
 // postCheckProblem says, loudly, what is wrong with the post-checks: failed
 // checks or a skipped post-check. "" when they passed.
 func postCheckProblem(r *Run) string {
+	var problems []string
+	// A skipped restore leaves the cluster with leaf_failure_detection
+	// different from what the run found: never a success.
+	if s := r.Step(stepIDRestoreDetection); s != nil && s.Status == StepSkipped {
+		problems = append(problems, fmt.Sprintf("LEAF_FAILURE_DETECTION NOT RESTORED: it was %s before the run and the restore was skipped (%s); run SET GLOBAL leaf_failure_detection=%s on the MA",
+			onOff(r.DetectionOriginal), s.SkipReason, onOff(r.DetectionOriginal)))
+	}
 	if s := r.Step(stepIDPostCheck); s != nil && s.Status == StepSkipped {
-		return "POST-CHECKS SKIPPED by a person: " + s.SkipReason
+		problems = append(problems, "POST-CHECKS SKIPPED by a person: "+s.SkipReason)
+	} else if r.PostCheck != nil {
+		var bad []string
+		for _, c := range r.PostCheck.Failed() {
+			bad = append(bad, c.Name+": "+c.Detail)
+		}
+		if len(bad) > 0 {
+			problems = append(problems, "POST-CHECKS FAILED: "+strings.Join(bad, "; "))
+		}
 	}
-	if r.PostCheck == nil {
-		return ""
-	}
-	var bad []string
-	for _, c := range r.PostCheck.Failed() {
-		bad = append(bad, c.Name+": "+c.Detail)
-	}
-	if len(bad) == 0 {
-		return ""
-	}
-	return "POST-CHECKS FAILED: " + strings.Join(bad, "; ")
+	return strings.Join(problems, "; ")
 }
+
 
 // finish ends the run. Phases that never ran are canceled.
 func (m *machine) finish(status RunStatus, note string) {

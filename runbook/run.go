@@ -177,7 +177,16 @@ func Choices(r *Run, now time.Time) []Action {
 // failure detection may still be on: skipping it would stop leaves under a
 // running MA that fails their partitions over. The way out is detection-off.
 func maStopUnsafeToSkip(r *Run, s *Step) bool {
-	return s.Kind == StepStopNode && s.Role == RoleMaster && !r.DetectionChanged && r.DetectionOriginal
+	detectionOn := !r.DetectionChanged && r.DetectionOriginal
+	switch s.Kind {
+	case StepStopNode:
+		return s.Role == RoleMaster && detectionOn
+	case StepDetectionOff:
+		// Skipping a failed SET GLOBAL ... OFF would go on to stop the
+		// leaves under a running MA with detection still ON.
+		return detectionOn
+	}
+	return false
 }
 
 func canSkip(r *Run, p *Phase) bool {
