@@ -367,7 +367,6 @@ func postCheckProblem(r *Run) string {
 	return strings.Join(problems, "; ")
 }
 
-
 // finish ends the run. Phases that never ran are canceled.
 func (m *machine) finish(status RunStatus, note string) {
 	r := m.r
