@@ -31,9 +31,9 @@ import (
 // a statement the case did not mean to fail.
 const (
 	fmStatement     = 10 * time.Second
-	fmSlowStatement = 500 * time.Millisecond
-	fmSlow          = "slow:2s"
-	fmRecovery      = 500 * time.Millisecond // the run's recovery_timeout
+	fmSlowStatement = 300 * time.Millisecond
+	fmSlow          = "slow:1s"
+	fmRecovery      = 400 * time.Millisecond // the run's recovery_timeout
 	fmReason        = "fault matrix: the operator decided so"
 )
 
@@ -266,6 +266,10 @@ type fmCase struct {
 	// probe lists actions that must not be offered here: if they are, the
 	// subtest takes them to show what they would do.
 	probe []runbook.Action
+	// take, when set, limits the choices taken to these (the offered ones
+	// are still checked): a failure of the same step kind whose every
+	// choice another case takes.
+	take []runbook.Action
 }
 
 // fmThen is how the run ends after a choice.
@@ -300,6 +304,7 @@ func fmCases() []fmCase {
 	blocked := []runbook.Action{runbook.ActRerunPreflight, runbook.ActEndRun}
 	failed := []runbook.Action{runbook.ActRetry, runbook.ActSkip, runbook.ActAbort}
 	maFailed := []runbook.Action{runbook.ActRetry, runbook.ActDetectionOff, runbook.ActAbort}
+	retryOnly := []runbook.Action{runbook.ActRetry}
 	// Skipping a node's start leaves it down; the post-check says so.
 	startSkipped := func(note string, violations ...string) map[runbook.Action]fmThen {
 		return map[runbook.Action]fmThen{runbook.ActSkip: {status: runbook.RunDegraded, note: note, down: true, violations: violations}}
@@ -318,21 +323,21 @@ func fmCases() []fmCase {
 		{name: "StuckRecovering", at: pre, fault: spec("stuck-recovering", leafID), fails: pre, want: blocked, text: runbook.CheckLeavesOnline},
 		{name: "SSHDrop", at: pre, fault: fixed("ssh-drop"), fails: pre, want: blocked, text: "list-nodes"},
 		{name: "SQLErrorShowLeaves", at: pre, fault: fixed("sql-error:SHOW LEAVES"), fails: pre, want: blocked, text: "injected failure"},
-		{name: "Slow", at: pre, fault: fixed(fmSlow), fails: pre, want: blocked, text: "no answer within 500ms"},
+		{name: "Slow", at: pre, fault: fixed(fmSlow), fails: pre, want: blocked, text: "no answer within 300ms"},
 		{name: "RebalancePending", at: pre, fault: fixed("rebalance-pending:sales"), ends: runbook.RunSucceeded, check: runbook.CheckRebalancePlan},
 		{name: "RedundancyPending", at: pre, fault: fixed("redundancy-pending:sales"), ends: runbook.RunSucceeded, check: runbook.CheckRestoreRedundancyPlan},
 		{name: "StaleBackup", at: pre, fault: fixed("stale-backup:sales"), ends: runbook.RunSucceeded, check: runbook.CheckRecentBackup},
 
 		// The database phases.
 		{name: "SQLErrorBackup", at: bak, fault: fixed("sql-error:BACKUP"), fails: bak, want: failed, text: "injected failure"},
-		{name: "StuckRecovering", at: bak, fault: spec("stuck-recovering", leafID), fails: bak, want: failed, text: "not available"},
-		{name: "Slow", at: bak, fault: fixed(fmSlow), fails: bak, want: failed, text: "no answer within 500ms"},
+		{name: "StuckRecovering", at: bak, fault: spec("stuck-recovering", leafID), fails: bak, want: failed, text: "not available", take: retryOnly},
+		{name: "Slow", at: bak, fault: fixed(fmSlow), fails: bak, want: failed, text: "no answer within 300ms", take: retryOnly},
 		{name: "SQLErrorSnapshot", at: snap, fault: fixed("sql-error:SNAPSHOT"), fails: snap, want: failed, text: "injected failure"},
-		{name: "StuckRecovering", at: snap, fault: spec("stuck-recovering", leafID), fails: snap, want: failed, text: "not available"},
-		{name: "Slow", at: snap, fault: fixed(fmSlow), fails: snap, want: failed, text: "no answer within 500ms"},
+		{name: "StuckRecovering", at: snap, fault: spec("stuck-recovering", leafID), fails: snap, want: failed, text: "not available", take: retryOnly},
+		{name: "Slow", at: snap, fault: fixed(fmSlow), fails: snap, want: failed, text: "no answer within 300ms"},
 		{name: "SQLErrorSyncSnapshot", at: syn, fault: fixed("sql-error:_SYNC_SNAPSHOT"), fails: syn, want: failed, text: "injected failure"},
 		{name: "StuckRecovering", at: syn, fault: spec("stuck-recovering", leafID), fails: syn, want: failed, text: "not available"},
-		{name: "Slow", at: syn, fault: fixed(fmSlow), fails: syn, want: failed, text: "no answer within 500ms"},
+		{name: "Slow", at: syn, fault: fixed(fmSlow), fails: syn, want: failed, text: "no answer within 300ms", take: retryOnly},
 
 		// Stop.
 		{name: "StopFailsMA", at: stop, fault: spec("stop-fails", maID), fails: stop, want: maFailed, text: "exited with status 1"},
@@ -387,6 +392,9 @@ func TestFaultMatrix(t *testing.T) {
 	t.Parallel()
 	for _, tc := range fmCases() {
 		choices := tc.want
+		if tc.take != nil {
+			choices = tc.take
+		}
 		if tc.fails == "" {
 			choices = []runbook.Action{""}
 		}
