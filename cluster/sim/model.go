@@ -353,7 +353,7 @@ func (c *Cluster) stopped(n *node) {
 		n.recoverAt.Stop()
 		n.recoverAt = nil
 	}
-	n.sql.stop()
+	n.sql.stop(true)
 	c.reconcile()
 }
 

@@ -217,7 +217,8 @@ func (c *Cluster) Close() error {
 			n.recoverAt.Stop()
 		}
 		if n.sql != nil {
-			n.sql.stop()
+			n.sql.stop(false)
+			n.sql.release()
 		}
 	}
 	c.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -43,8 +44,9 @@ type sqlNode struct {
 	auth *mysql.AuthServerStatic
 	port int
 
-	mu    sync.Mutex // guards ln and conns; taken after c.mu, never before
+	mu    sync.Mutex // guards ln, hold and conns; taken after c.mu, never before
 	ln    *mysql.Listener
+	hold  io.Closer // the port's reservation while the node is stopped
 	conns map[*trackedConn]struct{}
 }
 
@@ -62,6 +64,7 @@ func newSQLNode(c *Cluster, n *node) *sqlNode {
 // start listens on addr (the node's own port after the first start) and
 // accepts connections until stop.
 func (s *sqlNode) start(addr string) error {
+	s.release()
 	nl, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -92,8 +95,9 @@ func (s *sqlNode) start(addr string) error {
 }
 
 // stop closes the listener and every open connection, as a node's process
-// exiting does.
-func (s *sqlNode) stop() {
+// exiting does. With reserve, the port stays bound (refusing connections)
+// so that nothing else takes it before the node starts again.
+func (s *sqlNode) stop(reserve bool) {
 	s.mu.Lock()
 	l := s.ln
 	s.ln = nil
@@ -107,6 +111,24 @@ func (s *sqlNode) stop() {
 	}
 	for _, tc := range conns {
 		tc.Close()
+	}
+	if reserve && l != nil && s.port != 0 {
+		if h, err := reservePort(s.port); err == nil {
+			s.mu.Lock()
+			s.hold = h
+			s.mu.Unlock()
+		}
+	}
+}
+
+// release gives up the port's reservation, if any.
+func (s *sqlNode) release() {
+	s.mu.Lock()
+	h := s.hold
+	s.hold = nil
+	s.mu.Unlock()
+	if h != nil {
+		h.Close()
 	}
 }
 

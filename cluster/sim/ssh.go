@@ -475,7 +475,7 @@ func (s *sshServer) stopStart(w *output, start bool, id string) (int, string) {
 	w.out("")
 	w.out("Would you like to continue? [y/N]: y")
 	steps := []string{
-		fmt.Sprintf("%sing %s node on 127.0.0.1:%d", strings.ToUpper(verb[:1])+verb[1:], role, port),
+		fmt.Sprintf("%s %s node on 127.0.0.1:%d", map[string]string{"start": "Starting", "stop": "Stopping"}[verb], role, port),
 		"  · waiting for the memsqld process",
 	}
 	if !start {
