@@ -1,6 +1,8 @@
 package runbook
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -53,4 +55,18 @@ func TestBusNeverBlocksAndKeepsOrder(t *testing.T) {
 		t.Fatal("C not closed after Close")
 	}
 	b.publish(Event{Kind: EventRunUpdated, Run: &Run{}}) // no subscribers left
+}
+
+func TestStepErrorTextKeepsTheEnginesContext(t *testing.T) {
+	inner := Wrap(Unavailable, errors.New("dial tcp: refused"), "SELECT 1 on 10.0.0.10:3306: no answer within 300ms")
+	got := stepErrorText(fmt.Errorf("the MA does not answer SQL after 400ms: %w", inner))
+	if want := "the MA does not answer SQL after 400ms: SELECT 1 on 10.0.0.10:3306: no answer within 300ms"; got != want {
+		t.Errorf("wrapped: %q, want %q", got, want)
+	}
+	if got := stepErrorText(inner); got != "SELECT 1 on 10.0.0.10:3306: no answer within 300ms" {
+		t.Errorf("bare: %q", got)
+	}
+	if got := stepErrorText(errors.New("exit 1: boom")); got != "exit 1: boom" {
+		t.Errorf("plain: %q", got)
+	}
 }

@@ -2,6 +2,7 @@ package runbook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -83,11 +84,19 @@ func (e *Engine) execute(ctx context.Context, c *Cluster, run *Run, st *Step, lo
 // message of an *Error, or the text of any other error. Step errors come
 // from the cluster adapters (exit codes, SQL errors) and are what the
 // operator needs to see; adapters keep secrets out of them.
+//
+// When the engine wrapped an *Error with context of its own ("the MA does
+// not answer SQL after 30m: SELECT 1 on …: no answer"), the context stays
+// and the *Error contributes its safe message, not its hidden cause.
 func stepErrorText(err error) string {
-	if ErrorKind(err) == Internal {
+	var e *Error
+	if !errors.As(err, &e) || e.Kind == Internal {
 		return err.Error()
 	}
-	return ErrorMessage(err)
+	if full, inner := err.Error(), e.Error(); full != inner && strings.Contains(full, inner) {
+		return strings.Replace(full, inner, e.Message, 1)
+	}
+	return e.Message
 }
 
 // nodeStep stops or starts one node with sdb-admin and then polls
