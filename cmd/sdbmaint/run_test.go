@@ -287,7 +287,7 @@ func TestRunCtrlCTwiceExitsAtOnce(t *testing.T) {
 	out := newWatched()
 	done := make(chan cmdResult, 1)
 	go func() { done <- runCmd(t, "", ints, out, "run", "--config", cfg, "--cluster", "sim", "--yes") }()
-	out.waitFor(t, "Stoping Master node") // the MA's stop-node is running
+	out.waitFor(t, "Stopping Master node") // the MA's stop-node is running
 	ints <- os.Interrupt
 	out.waitFor(t, "Ctrl-C again to exit now")
 	ints <- os.Interrupt
