@@ -78,9 +78,11 @@ func describePlan(r *Run, p *Phase) string {
 
 func describeStop(r *Run, p *Phase) string {
 	var ma, cas, leaves []*Step
-	detectionOff := false
+	detectionOff, recheck := false, false
 	for _, s := range p.Steps {
 		switch {
+		case s.Kind == StepPreStopCheck:
+			recheck = s.Status != StepDone && s.Status != StepSkipped
 		case s.Kind == StepDetectionOff:
 			detectionOff = true
 		case s.Role == RoleMaster:
@@ -91,12 +93,17 @@ func describeStop(r *Run, p *Phase) string {
 			leaves = append(leaves, s)
 		}
 	}
-	var b strings.Builder
+	lead := "Stops "
 	if detectionOff {
-		b.WriteString("Sets leaf_failure_detection OFF on the MA, then stops ")
-	} else {
-		b.WriteString("Stops ")
+		lead = "Sets leaf_failure_detection OFF on the MA, then stops "
 	}
+	if recheck {
+		// Approvals can come hours after preflight: the checks run again
+		// before the first stop command.
+		lead = "Re-checks that every node is online and nothing is orphaned, then " + strings.ToLower(lead[:1]) + lead[1:]
+	}
+	var b strings.Builder
+	b.WriteString(lead)
 	if !detectionOff && len(ma) > 0 {
 		b.WriteString("the MA " + nodeNames(ma) + ", then ")
 	}
@@ -183,10 +190,18 @@ func describeFailure(b *strings.Builder, r *Run, p *Phase) {
 			fmt.Fprintf(b, "%s was interrupted: %s: %s\n", p.Name, s.Label, s.Error)
 		}
 	}
-	b.WriteString("Retry runs the failed steps again.")
-	if canSkip(r, p) {
-		b.WriteString(" Skip goes on without them (give a reason; it is recorded).")
+	recheck := failedKind(p, StepPreStopCheck)
+	if recheck {
+		b.WriteString("Retry runs the checks again (fix the cluster first).")
 	} else {
+		b.WriteString("Retry runs the failed steps again.")
+	}
+	switch {
+	case recheck && canSkip(r, p):
+		b.WriteString(" Skip stops the cluster anyway, as it is now (give a reason; it is recorded).")
+	case canSkip(r, p):
+		b.WriteString(" Skip goes on without them (give a reason; it is recorded).")
+	default:
 		b.WriteString(" The MA's stop cannot be skipped while leaf_failure_detection is ON.")
 	}
 	if canDetectionOff(r, p) {

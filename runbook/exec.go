@@ -46,7 +46,7 @@ func (e *Engine) execute(ctx context.Context, c *Cluster, run *Run, st *Step, lo
 	}()
 	var err error
 	switch st.Kind {
-	case StepPreflight, StepPostCheck:
+	case StepPreflight, StepPreStopCheck, StepPostCheck:
 		res.Report, err = c.Preflight.Preflight(ctx)
 		if err == nil && res.Report != nil {
 			res.Evidence = fmt.Sprintf("%d checks, %d failed", len(res.Report.Checks), len(res.Report.Failed()))

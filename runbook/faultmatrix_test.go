@@ -283,6 +283,10 @@ type fmThen struct {
 	// because a person explicitly skipped the step that keeps that order
 	// (a leaf's start: the CAs and the MA then start while it is down).
 	violations []string
+	// again: clearing the fault does not make the cluster healthy (a leaf
+	// that was failed over comes back with orphans), so the retried step
+	// fails again with an error naming this; the operator then aborts.
+	again string
 }
 
 func leafID(m *fmRun) string { return m.sim.Leaves()[1] }
@@ -343,22 +347,35 @@ func fmCases() []fmCase {
 		{name: "StopFailsMA", at: stop, fault: spec("stop-fails", maID), fails: stop, want: maFailed, text: "exited with status 1"},
 		{name: "StopFailsCA", at: stop, fault: spec("stop-fails", caID), fails: stop, want: failed, text: "exited with status 1"},
 		{name: "StopFailsLeaf", at: stop, fault: spec("stop-fails", leafID), fails: stop, want: failed, text: "exited with status 1"},
-		{name: "SSHDrop", at: stop, fault: fixed("ssh-drop"), fails: stop, want: maFailed, text: "dropped"},
+		// Faults that arise after preflight: stop's re-check meets them before
+		// any node is touched. An offline leaf is failed over (detection is ON)
+		// and comes back with orphans: a retry fails again, naming them; the
+		// way on is abort, or a skip that leaves them to the post-check.
+		{name: "LeafOffline", at: stop, fault: spec("leaf-offline", leafID), fails: stop, want: failed, text: runbook.CheckLeavesOnline,
+			after: map[runbook.Action]fmThen{
+				runbook.ActRetry: {status: runbook.RunAborted, note: "no node was stopped", again: runbook.CheckNoOrphanPartitions},
+				runbook.ActSkip:  {status: runbook.RunDegraded, note: runbook.CheckNoOrphanPartitions},
+			}},
+		{name: "AggregatorOffline", at: stop, fault: spec("aggregator-offline", caID), fails: stop, want: failed, text: runbook.CheckAggregatorsOnline},
+		{name: "Orphan", at: stop, fault: fixed("orphan:sales"), fails: stop, want: failed, text: runbook.CheckNoOrphanPartitions},
+		{name: "StuckRecovering", at: stop, fault: spec("stuck-recovering", leafID), fails: stop, want: failed, text: runbook.CheckLeavesOnline, take: retryOnly},
+		// The re-check's list-nodes is the phase's first SSH command.
+		{name: "SSHDrop", at: stop, fault: fixed("ssh-drop"), fails: stop, want: failed, text: "dropped", take: retryOnly},
+		// A leaf that went offline while the snapshots ran: they go on
+		// (the MA failed its partitions over), the re-check stops the run.
+		{name: "LeafOffline", at: snap, fault: spec("leaf-offline", leafID), fails: stop, want: failed, text: runbook.CheckLeavesOnline,
+			take: retryOnly, after: map[runbook.Action]fmThen{
+				runbook.ActRetry: {status: runbook.RunAborted, note: "no node was stopped", again: runbook.CheckNoOrphanPartitions},
+			}},
 		// detection-off's own SET GLOBAL fails: leaf_failure_detection is
 		// still ON and the MA still runs, so skipping the step would stop
 		// the CAs and leaves under it, which is what detection-off is for.
 		{name: "SQLErrorSetGlobal", at: stop, fault: fixed("sql-error:SET GLOBAL"), dOff: true, fails: stop, want: []runbook.Action{runbook.ActRetry, runbook.ActAbort},
 			text: "injected failure", probe: []runbook.Action{runbook.ActSkip}},
-		// Faults that nothing between preflight and finalize trips over:
-		// the post-check finds them, loudly.
-		{name: "LeafOffline", at: stop, fault: spec("leaf-offline", leafID), ends: runbook.RunDegraded, check: runbook.CheckLeavesOnline},
-		{name: "AggregatorOffline", at: stop, fault: spec("aggregator-offline", caID), ends: runbook.RunDegraded, check: runbook.CheckAggregatorsOnline},
-		{name: "Orphan", at: stop, fault: fixed("orphan:sales"), ends: runbook.RunDegraded, check: runbook.CheckNoOrphanPartitions},
-		{name: "LeafOffline", at: snap, fault: spec("leaf-offline", leafID), ends: runbook.RunDegraded, check: runbook.CheckLeavesOnline},
+		// Faults that arise once the nodes are stopped: nothing before
+		// finalize trips over them; the post-check finds them, loudly.
 		{name: "LeafOffline", at: start, fault: spec("leaf-offline", leafID), ends: runbook.RunDegraded, check: runbook.CheckLeavesOnline},
 		{name: "AggregatorOffline", at: start, fault: spec("aggregator-offline", caID), ends: runbook.RunDegraded, check: runbook.CheckAggregatorsOnline},
-		// Faults set before stop that strike the nodes' start.
-		{name: "StuckRecovering", at: stop, fault: spec("stuck-recovering", leafID), fails: start, want: failed, text: "still recovering"},
 
 		// Maintenance has no work of its own: what is injected before
 		// "maintenance done" strikes the start.
@@ -538,7 +555,11 @@ func runFaultCase(t *testing.T, tc fmCase, choice runbook.Action) {
 	case runbook.ActRetry, runbook.ActRerunPreflight:
 		m.clear()
 		m.decide(choice)
-		end = m.toEnd(nil, endOnBlocked(m))
+		onFail := endOnBlocked(m)
+		if then.again != "" {
+			onFail = m.abortWhenFailsAgain(then.again)
+		}
+		end = m.toEnd(nil, onFail)
 		if !special {
 			then = fmThen{status: runbook.RunSucceeded}
 		}
@@ -628,6 +649,24 @@ func endOnBlocked(m *fmRun) func(r *runbook.Run) bool {
 		}
 		m.decide(runbook.ActEndRun)
 		return true
+	}
+}
+
+// abortWhenFailsAgain aborts once the retried step fails again with an
+// error naming text (and only so): the fault left the cluster unhealthy
+// after it was cleared, and the run must say so rather than go on.
+func (m *fmRun) abortWhenFailsAgain(text string) func(r *runbook.Run) bool {
+	return func(r *runbook.Run) bool {
+		if r.CurrentPhase().Status != runbook.PhaseFailed {
+			return false
+		}
+		for _, s := range r.CurrentPhase().Steps {
+			if s.Status == runbook.StepFailed && s.Attempts > 1 && strings.Contains(s.Error, text) {
+				m.decide(runbook.ActAbort)
+				return true
+			}
+		}
+		return false
 	}
 }
 

@@ -394,8 +394,16 @@ func (m *machine) stepResult(res StepResult) *Refusal {
 	}
 	p := r.Phase(s.Phase)
 	s.EndedAt = m.now
-	if res.Err == "" && (s.Kind == StepPreflight || s.Kind == StepPostCheck) && res.Report == nil {
+	if res.Err == "" && (s.Kind == StepPreflight || s.Kind == StepPreStopCheck || s.Kind == StepPostCheck) && res.Report == nil {
 		res.Err = "the checks returned no report"
+	}
+	if s.Kind == StepPreStopCheck && res.Err == "" {
+		// The re-check's report is the run's latest: the card and the
+		// history show the cluster as it was right before the stop.
+		r.Preflight = res.Report.Clone()
+		if msg := blockingFailures(res.Report); msg != "" {
+			res.Err, res.Evidence = msg, ""
+		}
 	}
 	if res.Err != "" {
 		s.Status = StepFailed
@@ -438,6 +446,20 @@ func (m *machine) stepResult(res StepResult) *Refusal {
 	}
 	m.settle()
 	return nil
+}
+
+// blockingFailures says which blocking checks of rep failed and why, or ""
+// when none did. Warnings never count: they did not block preflight either.
+func blockingFailures(rep *Report) string {
+	failed := rep.Failed()
+	if len(failed) == 0 {
+		return ""
+	}
+	parts := make([]string, len(failed))
+	for i, c := range failed {
+		parts[i] = c.Name + ": " + c.Detail
+	}
+	return fmt.Sprintf("%d blocking %s failed, so no node was stopped: %s", len(failed), plural(len(failed), "check", "checks"), strings.Join(parts, "; "))
 }
 
 func (m *machine) block(p *Phase, note string) {

@@ -133,7 +133,7 @@ func (s *sm) launch() []string {
 func (s *sm) finish(id string, err string) *sm {
 	s.t.Helper()
 	res := StepResult{StepID: id, Err: err, Evidence: "ok"}
-	if st := s.r.Step(id); st != nil && (st.Kind == StepPreflight || st.Kind == StepPostCheck) && err == "" {
+	if st := s.r.Step(id); st != nil && (st.Kind == StepPreflight || st.Kind == StepPreStopCheck || st.Kind == StepPostCheck) && err == "" {
 		res.Report = testReport()
 	}
 	return s.in(res)
@@ -171,6 +171,17 @@ func dumpRun(r *Run) string {
 }
 
 func (s *sm) phase(name PhaseName) *Phase { return s.r.Phase(name) }
+
+// approveStop approves the stop gate and lets its re-check pass, so that
+// the next launch starts the MA's stop.
+func (s *sm) approveStop() *sm {
+	s.t.Helper()
+	s.ok("U_APPROVER", ActApprove)
+	if got := s.launch(); !reflect.DeepEqual(got, []string{"stop/recheck"}) {
+		s.t.Fatalf("approved stop launched %v, want the re-check alone", got)
+	}
+	return s.finish("stop/recheck", "")
+}
 
 func (s *sm) wantStatus(name PhaseName, want PhaseStatus) {
 	s.t.Helper()
@@ -240,7 +251,8 @@ func TestHappyPath(t *testing.T) {
 	s.wantStatus(PhaseStop, PhaseWaiting)
 	s.ok("U_APPROVER", ActApprove)
 
-	// Stop: the MA alone, then both CAs, then leaves two at a time.
+	// Stop: the re-check alone, the MA alone, then both CAs, then leaves
+	// two at a time.
 	var tiers [][]string
 	for s.r.Current == PhaseStop {
 		ids := s.launch()
@@ -249,7 +261,7 @@ func TestHappyPath(t *testing.T) {
 			s.finish(id, "")
 		}
 	}
-	want := [][]string{{"stop/MA01"}, {"stop/CA01", "stop/CA02"}, {"stop/LF01", "stop/LF02"}, {"stop/LF03", "stop/LF04"}}
+	want := [][]string{{"stop/recheck"}, {"stop/MA01"}, {"stop/CA01", "stop/CA02"}, {"stop/LF01", "stop/LF02"}, {"stop/LF03", "stop/LF04"}}
 	if !reflect.DeepEqual(tiers, want) {
 		t.Fatalf("stop launched %v, want %v", tiers, want)
 	}
@@ -497,7 +509,7 @@ func TestFailures(t *testing.T) {
 		}
 	})
 	t.Run("FailedLeafWaitsForTheOthersInFlight", func(t *testing.T) {
-		s := newSM(t, func(c *Cluster) { c.StopParallelism = 0 }).toGate(PhaseStop).ok("U_APPROVER", ActApprove)
+		s := newSM(t, func(c *Cluster) { c.StopParallelism = 0 }).toGate(PhaseStop).approveStop()
 		s.finish(s.launch()[0], "")
 		for _, id := range s.launch() {
 			s.finish(id, "")
@@ -522,7 +534,7 @@ func TestFailures(t *testing.T) {
 }
 
 func TestDetectionOff(t *testing.T) {
-	s := newSM(t, nil).toGate(PhaseStop).ok("U_APPROVER", ActApprove)
+	s := newSM(t, nil).toGate(PhaseStop).approveStop()
 	s.launch()
 	s.finish("stop/MA01", "stop-node exited 1")
 	s.wantStatus(PhaseStop, PhaseFailed)
@@ -558,7 +570,7 @@ func TestDetectionOff(t *testing.T) {
 	}
 
 	t.Run("MAFailsAgainThenSkip", func(t *testing.T) {
-		s := newSM(t, nil).toGate(PhaseStop).ok("U_APPROVER", ActApprove)
+		s := newSM(t, nil).toGate(PhaseStop).approveStop()
 		s.launch()
 		s.finish("stop/MA01", "exit 1")
 		s.ok("U_APPROVER", ActDetectionOff)
@@ -596,7 +608,7 @@ func TestAbort(t *testing.T) {
 		})
 	}
 	t.Run("AfterMAStopFailed", func(t *testing.T) {
-		s := newSM(t, nil).toGate(PhaseStop).ok("U_APPROVER", ActApprove)
+		s := newSM(t, nil).toGate(PhaseStop).approveStop()
 		s.launch()
 		s.finish("stop/MA01", "exit 1")
 		s.ok("U_APPROVER", ActAbort)
@@ -655,7 +667,7 @@ func TestAbort(t *testing.T) {
 }
 
 func TestResumed(t *testing.T) {
-	s := newSM(t, func(c *Cluster) { c.StopParallelism = 0 }).toGate(PhaseStop).ok("U_APPROVER", ActApprove)
+	s := newSM(t, func(c *Cluster) { c.StopParallelism = 0 }).toGate(PhaseStop).approveStop()
 	s.finish(s.launch()[0], "")
 	cas := s.launch() // both CAs started, then the process died
 	if len(cas) != 2 {

@@ -82,7 +82,8 @@ type Run struct {
 	Version int64
 	Current PhaseName // the phase that runs or waits; "" once the run is over
 	Phases  []*Phase
-	// Preflight is the latest preflight report; PostCheck the finalize one.
+	// Preflight is the latest preflight report (the stop phase's re-check
+	// replaces preflight's own); PostCheck the finalize one.
 	Preflight *Report
 	PostCheck *Report
 	// DetectionOriginal is leaf_failure_detection as preflight read it;
@@ -166,11 +167,13 @@ type Step struct {
 // StepKind names what a step does.
 type StepKind string
 
-// Step kinds. Preflight, post-check and the two waits only read the cluster,
-// so after a crash they are simply run again; every other kind changes the
-// cluster and is re-read or waits for a person's Retry.
+// Step kinds. Preflight, the pre-stop check, post-check and the two waits
+// only read the cluster, so after a crash they are simply run again; every
+// other kind changes the cluster and is re-read or waits for a person's
+// Retry.
 const (
 	StepPreflight        StepKind = "preflight"         // the preflight checks
+	StepPreStopCheck     StepKind = "pre-stop-check"    // the preflight checks again, first in stop: approvals may come hours after preflight
 	StepBackup           StepKind = "backup"            // BACKUP DATABASE db TO target
 	StepSnapshot         StepKind = "snapshot"          // SNAPSHOT DATABASE db
 	StepSyncSnapshot     StepKind = "sync-snapshot"     // _SYNC_SNAPSHOT db
@@ -187,7 +190,7 @@ const (
 // it again after an interruption cannot change anything.
 func (k StepKind) ReadOnly() bool {
 	switch k {
-	case StepPreflight, StepWaitRecovered, StepWaitSQL, StepPostCheck:
+	case StepPreflight, StepPreStopCheck, StepWaitRecovered, StepWaitSQL, StepPostCheck:
 		return true
 	}
 	return false

@@ -13,6 +13,7 @@ import (
 // Step IDs that are not per database or per node.
 const (
 	stepIDPreflight        = "preflight"
+	stepIDPreStopCheck     = "stop/recheck"
 	stepIDDetectionOff     = "stop/detection-off"
 	stepIDWaitRecovered    = "start/recovered"
 	stepIDWaitSQL          = "start/sql"
@@ -22,9 +23,14 @@ const (
 
 // Tiers of the stop and start phases: the only safe order.
 const (
-	stopTierMA     = 0
-	stopTierCAs    = 1
-	stopTierLeaves = 2
+	// stopTierRecheck is the read-only re-check of the cluster's health,
+	// before any node is touched. It is below the MA's tier rather than
+	// shifting the others up, so that runs stored with the older tiers
+	// (and planDetectionOff on them) keep their meaning.
+	stopTierRecheck = -1
+	stopTierMA      = 0
+	stopTierCAs     = 1
+	stopTierLeaves  = 2
 	// stopTierMALast is where the MA's stop moves after detection-off: the
 	// child aggregators and leaves stop first, the MA is tried again last.
 	stopTierMALast = 3
@@ -113,7 +119,15 @@ func planFromPreflight(r *Run, rep *Report) error {
 	r.Phase(PhaseSnapshot).Steps = pending(snap)
 	r.Phase(PhaseSyncSnapshot).Steps = pending(sync)
 
-	stop := []*Step{nodeStep(PhaseStop, StepStopNode, stopTierMA, master[0])}
+	// Approvals can come hours after preflight: before the first stop
+	// command the checks run again, so that a leaf or aggregator that went
+	// offline, or orphaned partitions, stop the phase while every node is
+	// still up.
+	stop := []*Step{
+		{ID: stepIDPreStopCheck, Phase: PhaseStop, Kind: StepPreStopCheck, Tier: stopTierRecheck,
+			Label: "re-check cluster health before stop"},
+		nodeStep(PhaseStop, StepStopNode, stopTierMA, master[0]),
+	}
 	for _, n := range aggs {
 		stop = append(stop, nodeStep(PhaseStop, StepStopNode, stopTierCAs, n))
 	}

@@ -276,8 +276,10 @@ func TestScenarioFaults(t *testing.T) {
 			[]runbook.Action{runbook.ActRetry, runbook.ActSkip, runbook.ActAbort}, "exited with status 1"},
 		{"StuckRecovering", runbook.PhaseStart, func(s *scenario) string { return "stuck-recovering:" + leaf(s) }, runbook.PhaseStart,
 			[]runbook.Action{runbook.ActRetry, runbook.ActSkip, runbook.ActAbort}, "still recovering"},
+		// The stop phase's first SSH command is the re-check's list-nodes:
+		// the drop fails the re-check, before any node is touched.
 		{"SSHDrop", runbook.PhaseStop, func(*scenario) string { return "ssh-drop" }, runbook.PhaseStop,
-			[]runbook.Action{runbook.ActRetry, runbook.ActDetectionOff, runbook.ActAbort}, "dropped"},
+			[]runbook.Action{runbook.ActRetry, runbook.ActSkip, runbook.ActAbort}, "dropped"},
 		{"SQLErrorOnSnapshot", runbook.PhaseSnapshot, func(*scenario) string { return "sql-error:SNAPSHOT" }, runbook.PhaseSnapshot,
 			[]runbook.Action{runbook.ActRetry, runbook.ActSkip, runbook.ActAbort}, "injected failure"},
 	} {
@@ -324,6 +326,11 @@ func TestScenarioFaults(t *testing.T) {
 			if got := s.current(); got.Version != r.Version {
 				t.Fatalf("the run moved on after a failure: version %d -> %d", r.Version, got.Version)
 			}
+			if failed[0].Kind == runbook.StepPreStopCheck {
+				if cmds := s.sim.NodeCommands(); len(cmds) != 0 {
+					t.Fatalf("node commands went out although the re-check failed: %v", cmds)
+				}
+			}
 			// The operator fixes the cause and retries; the run completes.
 			if spec != "ssh-drop" {
 				if err := s.sim.Sim.Inject("clear:" + spec); err != nil {
@@ -336,7 +343,7 @@ func TestScenarioFaults(t *testing.T) {
 				t.Fatalf("run ended %s: %s", r.Status, r.Note)
 			}
 			s.finalChecks()
-			if failed[0].Kind == runbook.StepStopNode || failed[0].Kind == runbook.StepStartNode {
+			if k := failed[0].Kind; k == runbook.StepStopNode || k == runbook.StepStartNode || k == runbook.StepPreStopCheck {
 				// The retried command went out again; everything else once.
 				cmds := s.sim.NodeCommands()
 				var ok []string
