@@ -191,6 +191,11 @@ func sigtermMidPhase(t *testing.T, mode, drain string, finish bool) {
 	}
 	for _, s := range run.Phase(runbook.PhaseStop).Steps {
 		switch {
+		case s.Kind == runbook.StepPreStopCheck:
+			// The read-only re-check ran before the MA's stop was sent.
+			if s.Status != runbook.StepDone {
+				t.Errorf("the stop phase's re-check is %s after the drain, want done", s.Status)
+			}
 		case s.Target == ma && s.Status != want:
 			t.Errorf("the MA's stop is %s after the drain, want %s", s.Status, want)
 		case s.Target != ma && (s.Status != runbook.StepPending || s.Attempts != 0):
