@@ -79,18 +79,11 @@ type PlanStep struct {
 }
 
 func parseLeaves(t *table) ([]Leaf, error) {
-	host, err := t.need("Host")
+	cols, err := t.needEach("Host", "Port", "State")
 	if err != nil {
 		return nil, err
 	}
-	port, err := t.need("Port")
-	if err != nil {
-		return nil, err
-	}
-	state, err := t.need("State")
-	if err != nil {
-		return nil, err
-	}
+	host, port, state := cols[0], cols[1], cols[2]
 	ag := t.find("Availability_Group")
 	pairHost := t.find("Pair_Host")
 	pairPort := t.find("Pair_Port")
@@ -123,18 +116,11 @@ func parseLeaves(t *table) ([]Leaf, error) {
 }
 
 func parseAggregators(t *table) ([]Aggregator, error) {
-	host, err := t.need("Host")
+	cols, err := t.needEach("Host", "Port", "State")
 	if err != nil {
 		return nil, err
 	}
-	port, err := t.need("Port")
-	if err != nil {
-		return nil, err
-	}
-	state, err := t.need("State")
-	if err != nil {
-		return nil, err
-	}
+	host, port, state := cols[0], cols[1], cols[2]
 	master := t.find("Master_Aggregator", "Is_Master")
 	role := t.find("Role")
 	nodeID := t.find("NodeID")
@@ -163,22 +149,11 @@ func parseAggregators(t *table) ([]Aggregator, error) {
 }
 
 func parseClusterStatus(t *table) ([]DatabaseInstance, error) {
-	host, err := t.need("Host")
+	cols, err := t.needEach("Host", "Port", "Database|Database_Name", "Role")
 	if err != nil {
 		return nil, err
 	}
-	port, err := t.need("Port")
-	if err != nil {
-		return nil, err
-	}
-	db, err := t.need("Database", "Database_Name")
-	if err != nil {
-		return nil, err
-	}
-	role, err := t.need("Role")
-	if err != nil {
-		return nil, err
-	}
+	host, port, db, role := cols[0], cols[1], cols[2], cols[3]
 	nodeID := t.find("Node_ID")
 	state := t.find("State")
 	pos := t.find("Position")
@@ -291,18 +266,11 @@ const timestampLayout = "2006-01-02 15:04:05.999999999"
 // unfinished backups (END_TIMESTAMP NULL) do not count; system databases
 // are left out.
 func parseLatestBackups(t *table, loc *time.Location) (map[string]time.Time, error) {
-	db, err := t.need("DATABASE_NAME")
+	cols, err := t.needEach("DATABASE_NAME", "END_TIMESTAMP", "STATUS")
 	if err != nil {
 		return nil, err
 	}
-	end, err := t.need("END_TIMESTAMP")
-	if err != nil {
-		return nil, err
-	}
-	status, err := t.need("STATUS")
-	if err != nil {
-		return nil, err
-	}
+	db, end, status := cols[0], cols[1], cols[2]
 	out := map[string]time.Time{}
 	for r := range t.rows {
 		if !strings.EqualFold(t.at(r, status).str(), "success") || t.at(r, end).null() {

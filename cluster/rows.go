@@ -76,6 +76,20 @@ func (t *table) need(names ...string) (int, error) {
 	return -1, fmt.Errorf("%s returned no %s column (columns: %s)", t.stmt, names[0], strings.Join(t.cols, ", "))
 }
 
+// needEach returns the indexes of several required columns, in order;
+// each spec lists one column's accepted names separated by "|".
+func (t *table) needEach(specs ...string) ([]int, error) {
+	idx := make([]int, len(specs))
+	for i, spec := range specs {
+		j, err := t.need(strings.Split(spec, "|")...)
+		if err != nil {
+			return nil, err
+		}
+		idx[i] = j
+	}
+	return idx, nil
+}
+
 // cell is one value of a row, addressed by a column index that may be -1
 // (an optional column the server did not send).
 type cell struct {
