@@ -3,6 +3,7 @@ package runbook
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 )
@@ -403,6 +404,8 @@ func (m *machine) stepResult(res StepResult) *Refusal {
 		r.Preflight = res.Report.Clone()
 		if msg := blockingFailures(res.Report); msg != "" {
 			res.Err, res.Evidence = msg, ""
+		} else if msg := nodesChanged(r, res.Report); msg != "" {
+			res.Err, res.Evidence = msg, ""
 		}
 	}
 	if res.Err != "" {
@@ -460,6 +463,51 @@ func blockingFailures(rep *Report) string {
 		parts[i] = c.Name + ": " + c.Detail
 	}
 	return fmt.Sprintf("%d blocking %s failed, so no node was stopped: %s", len(failed), plural(len(failed), "check", "checks"), strings.Join(parts, "; "))
+}
+
+// nodesChanged compares the nodes the toolbox lists now with the nodes the
+// stop phase was planned for at preflight. A node added since then would
+// not be stopped (and would fail over its partitions under the stop); a
+// node gone would make a stop step fail half-way. Either way the plan no
+// longer fits the cluster, and only a new run plans again.
+func nodesChanged(r *Run, rep *Report) string {
+	planned := map[string]bool{}
+	if p := r.Phase(PhaseStop); p != nil {
+		for _, s := range p.Steps {
+			if s.Kind == StepStopNode {
+				planned[s.Target] = true
+			}
+		}
+	}
+	if len(planned) == 0 {
+		return ""
+	}
+	var added, gone []string
+	now := map[string]bool{}
+	for _, n := range rep.Nodes {
+		now[n.ID] = true
+		if !planned[n.ID] {
+			added = append(added, fmt.Sprintf("%s %s", roleShort(n.Role), ShortID(n.ID)))
+		}
+	}
+	for id := range planned {
+		if !now[id] {
+			gone = append(gone, ShortID(id))
+		}
+	}
+	if len(added) == 0 && len(gone) == 0 {
+		return ""
+	}
+	sort.Strings(gone)
+	var parts []string
+	if len(added) > 0 {
+		parts = append(parts, "new: "+strings.Join(added, ", "))
+	}
+	if len(gone) > 0 {
+		parts = append(parts, "gone: "+strings.Join(gone, ", "))
+	}
+	return fmt.Sprintf("the cluster's nodes changed since preflight (%s), so no node was stopped: the stop plan no longer covers the cluster; abort and start a new run, whose preflight plans again",
+		strings.Join(parts, "; "))
 }
 
 func (m *machine) block(p *Phase, note string) {

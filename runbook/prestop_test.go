@@ -119,6 +119,23 @@ func TestPreStopCheck(t *testing.T) {
 			}
 		}
 	})
+	t.Run("NodesChangedSincePreflight", func(t *testing.T) {
+		s := atRecheck(t)
+		rep := recheckReport()
+		// LF04 is gone and a new leaf joined: the plan made at preflight
+		// would leave the new leaf running under the stop.
+		rep.Nodes = append(rep.Nodes[:6:6], Node{ID: "LF0500000000AA", Role: RoleLeaf, Host: "10.0.1.5", Port: 3307, Running: true, RecoveryState: "Online"})
+		s.in(StepResult{StepID: "stop/recheck", Report: rep, Evidence: "7 checks, 0 failed"})
+		s.wantStatus(PhaseStop, PhaseFailed)
+		st := s.r.Step("stop/recheck")
+		for _, want := range []string{"nodes changed since preflight", "new: leaf LF050000…", "gone: LF04", "start a new run"} {
+			if !strings.Contains(st.Error, want) {
+				t.Errorf("re-check error %q does not name %q", st.Error, want)
+			}
+		}
+		s.wantChoices(ActRetry, ActSkip, ActAbort)
+		s.wantNoStopYet()
+	})
 	t.Run("CouldNotRun", func(t *testing.T) {
 		s := atRecheck(t)
 		before := s.r.Preflight
