@@ -33,6 +33,12 @@ type PreflightOptions struct {
 	// SQL client's pool size, so that none waits for a connection).
 	Concurrency int
 	Logger      *slog.Logger
+	// KnownDatabases seeds the databases the first run expects (from the
+	// last run's report in the store), so that even the first preflight
+	// after a restart starts its EXPLAINs together with SHOW DATABASES.
+	// A wrong guess costs nothing: preflight follows what SHOW DATABASES
+	// says, as on every later run.
+	KnownDatabases []string
 }
 
 // Preflighter runs the preflight checks of DESIGN.md against one cluster:
@@ -63,7 +69,13 @@ func NewPreflighter(opts PreflightOptions) *Preflighter {
 			opts.Concurrency = opts.SQL.MaxConns()
 		}
 	}
-	return &Preflighter{opts: opts, log: logger(opts.Logger).With("cluster", opts.Cluster)}
+	var known []string
+	for _, db := range opts.KnownDatabases {
+		if !IsSystemDatabase(db) {
+			known = append(known, db)
+		}
+	}
+	return &Preflighter{opts: opts, log: logger(opts.Logger).With("cluster", opts.Cluster), known: known}
 }
 
 // facts is everything preflight reads, at one moment.

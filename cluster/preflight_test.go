@@ -179,6 +179,33 @@ func TestPreflightRunsEverythingAtOnce(t *testing.T) {
 	}
 }
 
+// Seeded with the databases of the last run in the store, the very first
+// preflight already runs everything at once.
+func TestPreflightSeededRunsEverythingAtOnceTheFirstTime(t *testing.T) {
+	t.Parallel()
+	rc := newRecordedCluster(t)
+	p := rc.preflighter(t, func(o *PreflightOptions) { o.KnownDatabases = []string{"sales", "we`b", "memsql"} })
+	all := []string{StmtShowLeaves, StmtShowAggregators, StmtClusterStatus, StmtShowDatabases, StmtBackupHistory, StmtLeafDetection,
+		ExplainRestoreRedundancyStmt("sales"), ExplainRebalanceStmt("sales"),
+		ExplainRestoreRedundancyStmt("we`b"), ExplainRebalanceStmt("we`b")}
+	h := barrier(len(all) + 1)
+	for _, s := range all {
+		a := rc.sql.get(s)
+		a.hold = h
+		rc.sql.set(s, a)
+	}
+	rc.mu.Lock()
+	rc.listHold = h
+	rc.mu.Unlock()
+	rep, err := p.Preflight(testCtx(t))
+	if err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	if !rep.OK {
+		t.Errorf("report %+v", rep.Checks)
+	}
+}
+
 // A database created between runs is explained as soon as SHOW DATABASES
 // names it; one dropped between runs is not reported, even though its
 // early EXPLAIN failed.

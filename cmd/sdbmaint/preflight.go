@@ -74,7 +74,7 @@ func runPreflight(ctx context.Context, env *Env, args []string) int {
 	if *verbose {
 		log = slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	w, err := wireCluster(cl, log)
+	w, err := wireCluster(cl, nil, log) // one-shot: no history to seed from
 	if err != nil {
 		return fail("cluster %s: %s", cl.Name, showError(err))
 	}

@@ -69,6 +69,7 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 	defer store.Close()
 	src := newClusterSource(cfg, log)
 	defer src.Close()
+	src.seedFromHistory(ctx, store)
 	eng := runbook.NewEngine(runbook.EngineConfig{Store: store, Clusters: src, Approvers: runbook.AllowAll{}, Logger: log})
 	t := newTerminal(env, eng, terminalUser(env), *yes)
 	return t.run(ctx, *clusterName, *resume)

@@ -101,6 +101,7 @@ func serve(ctx context.Context, env *Env, cfg *config.Config, drain time.Duratio
 	}
 	src := newClusterSource(cfg, log)
 	defer src.Close()
+	src.seedFromHistory(ctx, store)
 
 	metrics := bot.NewMetrics()
 	opts := []slack.Option{slack.OptionHTTPClient(metrics.HTTPClient())}

@@ -36,7 +36,7 @@ func (w *wiredCluster) Close() error { return w.closer() }
 // aggregator, a runner for its toolbox host (SSH, or this machine for
 // toolbox: {local: true}), sdb-admin over that runner, and a Preflighter
 // that also verifies the packages the config lists. Nothing connects yet.
-func wireCluster(cl *config.Cluster, log *slog.Logger) (*wiredCluster, error) {
+func wireCluster(cl *config.Cluster, knownDatabases []string, log *slog.Logger) (*wiredCluster, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -75,12 +75,13 @@ func wireCluster(cl *config.Cluster, log *slog.Logger) (*wiredCluster, error) {
 		extra = append(extra, pc)
 	}
 	flight := cluster.NewPreflighter(cluster.PreflightOptions{
-		Cluster:      cl.Name,
-		SQL:          sqlc,
-		Admin:        admin,
-		BackupRecent: cl.Backup.Recent,
-		Extra:        extra,
-		Logger:       base, // the Preflighter names the cluster itself
+		Cluster:        cl.Name,
+		SQL:            sqlc,
+		Admin:          admin,
+		BackupRecent:   cl.Backup.Recent,
+		Extra:          extra,
+		KnownDatabases: knownDatabases,
+		Logger:         base, // the Preflighter names the cluster itself
 	})
 	return &wiredCluster{
 		rb: &runbook.Cluster{
@@ -108,6 +109,10 @@ type clusterSource struct {
 	cfg *config.Config
 	log *slog.Logger
 
+	// known, when set, gives the databases a cluster's last run saw, to
+	// seed its Preflighter (see seedFromHistory).
+	known func(cluster string) []string
+
 	mu    sync.Mutex
 	wired map[string]*wiredCluster
 }
@@ -130,7 +135,11 @@ func (s *clusterSource) Cluster(_ context.Context, name string) (*runbook.Cluste
 	if !ok {
 		return nil, runbook.Errorf(runbook.Invalid, "no cluster %q (clusters: %s)", name, strings.Join(s.cfg.ClusterNames(), ", "))
 	}
-	w, err := wireCluster(cl, s.log)
+	var known []string
+	if s.known != nil {
+		known = s.known(name)
+	}
+	w, err := wireCluster(cl, known, s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -151,4 +160,18 @@ func (s *clusterSource) Close() error {
 		delete(s.wired, name)
 	}
 	return errors.Join(errs...)
+}
+
+// seedFromHistory makes the source seed each cluster's Preflighter with the
+// databases of its newest run in store, so that the first preflight after
+// a start is as fast as later ones. A store that cannot answer seeds
+// nothing: preflight then reads the names first, as without history.
+func (s *clusterSource) seedFromHistory(ctx context.Context, store runbook.RunStore) {
+	s.known = func(cluster string) []string {
+		runs, err := store.History(ctx, cluster, 1)
+		if err != nil || len(runs) == 0 || runs[0].Preflight == nil {
+			return nil
+		}
+		return runs[0].Preflight.Databases
+	}
 }
