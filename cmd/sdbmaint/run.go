@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os/user"
 	"time"
 
 	"github.com/sdbmaint/sdbmaint/runbook"
@@ -82,7 +83,13 @@ func terminalUser(env *Env) string {
 		u = env.Getenv("LOGNAME")
 	}
 	if u == "" {
-		u = "unknown"
+		// Containers and service shells often set neither; the audit log
+		// should still name the account that ran the command.
+		if cu, err := user.Current(); err == nil && cu.Username != "" {
+			u = cu.Username
+		} else {
+			u = "unknown"
+		}
 	}
 	return "terminal:" + u
 }
