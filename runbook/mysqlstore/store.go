@@ -28,7 +28,9 @@ type Store struct {
 	db     *sql.DB
 	addr   string // for messages: never the DSN, which holds the password
 	dbName string
-	runs   *sqlstore.Store
+	// The runs, audit and output, shared with the other SQL store; its
+	// methods are the Store's (runbook.Store).
+	*sqlstore.Store
 }
 
 // Options tune Open; the zero value is right for most deployments.
@@ -72,7 +74,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	db.SetMaxOpenConns(opts.MaxConns)
 	db.SetMaxIdleConns(opts.MaxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Store{db: db, addr: cfg.Addr, dbName: cfg.DBName, runs: sqlstore.New(db, dialect)}
+	s := &Store{db: db, addr: cfg.Addr, dbName: cfg.DBName, Store: sqlstore.New(db, dialect)}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, runbook.Wrap(runbook.Unavailable, err, "open store: database %s on %s as %s: %v", cfg.DBName, cfg.Addr, cfg.User, err)
@@ -93,56 +95,3 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Close closes the connection pool.
 func (s *Store) Close() error { return s.db.Close() }
-
-// CreateRun stores a new open run unless the cluster has one, which it
-// returns instead.
-func (s *Store) CreateRun(ctx context.Context, run *runbook.Run) (*runbook.Run, error) {
-	return s.runs.CreateRun(ctx, run)
-}
-
-// UpdateRun replaces the run if its stored version is still u.Prev. The
-// run's row is locked first, so racing updates of one run take turns and
-// all but the first find another version.
-func (s *Store) UpdateRun(ctx context.Context, u runbook.Update) error {
-	return s.runs.UpdateRun(ctx, u)
-}
-
-// GetRun returns the run.
-func (s *Store) GetRun(ctx context.Context, id string) (*runbook.Run, error) {
-	return s.runs.GetRun(ctx, id)
-}
-
-// OpenRun returns the cluster's open run or nil.
-func (s *Store) OpenRun(ctx context.Context, cluster string) (*runbook.Run, error) {
-	return s.runs.OpenRun(ctx, cluster)
-}
-
-// OpenRuns returns every open run, oldest first.
-func (s *Store) OpenRuns(ctx context.Context) ([]*runbook.Run, error) {
-	return s.runs.OpenRuns(ctx)
-}
-
-// History returns runs newest first.
-func (s *Store) History(ctx context.Context, cluster string, limit int) ([]*runbook.Run, error) {
-	return s.runs.History(ctx, cluster, limit)
-}
-
-// AppendAudit appends one audit line.
-func (s *Store) AppendAudit(ctx context.Context, a runbook.Audit) error {
-	return s.runs.AppendAudit(ctx, a)
-}
-
-// Audit returns the run's audit lines ("" = all) in order.
-func (s *Store) Audit(ctx context.Context, runID string) ([]runbook.Audit, error) {
-	return s.runs.Audit(ctx, runID)
-}
-
-// AppendOutput appends lines of output in one transaction, all or none.
-func (s *Store) AppendOutput(ctx context.Context, chunks ...runbook.Chunk) error {
-	return s.runs.AppendOutput(ctx, chunks...)
-}
-
-// Output returns the step's output ("" = the whole run) in order.
-func (s *Store) Output(ctx context.Context, runID, stepID string) ([]runbook.Chunk, error) {
-	return s.runs.Output(ctx, runID, stepID)
-}

@@ -2,7 +2,6 @@ package mysqlstore
 
 import (
 	"context"
-	"time"
 
 	"github.com/sdbmaint/sdbmaint/runbook/internal/sqlstore"
 	"github.com/sdbmaint/sdbmaint/runbook/windows"
@@ -63,7 +62,7 @@ CREATE TABLE IF NOT EXISTS window_watermark (
 // WindowStore is the window scheduler's windows.Store in the Store's
 // database.
 type WindowStore struct {
-	w *sqlstore.Windows
+	*sqlstore.Windows // claims, firings and stored windows, shared with the other SQL store
 }
 
 var _ windows.Store = (*WindowStore)(nil)
@@ -74,59 +73,5 @@ func (s *Store) Windows(ctx context.Context) (*WindowStore, error) {
 	if err := s.Migrate(ctx, "windows", windowsSchema); err != nil {
 		return nil, err
 	}
-	return &WindowStore{w: sqlstore.NewWindows(s.db, dialect)}, nil
-}
-
-// AddWindow stores a window made in Slack.
-func (ws *WindowStore) AddWindow(ctx context.Context, w windows.Window) error {
-	return ws.w.AddWindow(ctx, w)
-}
-
-// RemoveWindow deletes a stored window and returns it.
-func (ws *WindowStore) RemoveWindow(ctx context.Context, id string) (*windows.Window, error) {
-	return ws.w.RemoveWindow(ctx, id)
-}
-
-// StoredWindows returns the stored windows, oldest first.
-func (ws *WindowStore) StoredWindows(ctx context.Context) ([]windows.Window, error) {
-	return ws.w.StoredWindows(ctx)
-}
-
-// Claim inserts f unless a firing with its key exists. The primary key
-// decides between replicas: the second insert fails, and that one reads the
-// claim that won.
-func (ws *WindowStore) Claim(ctx context.Context, f windows.Firing) (bool, windows.Firing, error) {
-	return ws.w.Claim(ctx, f)
-}
-
-// Finish marks a claimed firing done.
-func (ws *WindowStore) Finish(ctx context.Context, key, owner, result string, at time.Time) error {
-	return ws.w.Finish(ctx, key, owner, result, at)
-}
-
-// Firing returns the firing key, or nil.
-func (ws *WindowStore) Firing(ctx context.Context, key string) (*windows.Firing, error) {
-	return ws.w.Firing(ctx, key)
-}
-
-// Unfinished returns the claims not done that were made before t.
-func (ws *WindowStore) Unfinished(ctx context.Context, before time.Time) ([]windows.Firing, error) {
-	return ws.w.Unfinished(ctx, before)
-}
-
-// TakeOver moves an unfinished claim to owner if it is still as read. The
-// claim is locked and compared first: MySQL counts changed rows, not
-// matched ones, so the UPDATE's row count alone cannot tell.
-func (ws *WindowStore) TakeOver(ctx context.Context, key, fromOwner string, claimedAt time.Time, owner string, now time.Time) (bool, error) {
-	return ws.w.TakeOver(ctx, key, fromOwner, claimedAt, owner, now)
-}
-
-// Watermark returns how far the schedulers have got.
-func (ws *WindowStore) Watermark(ctx context.Context) (time.Time, error) {
-	return ws.w.Watermark(ctx)
-}
-
-// AdvanceWatermark raises the watermark to t (never lowers it).
-func (ws *WindowStore) AdvanceWatermark(ctx context.Context, t time.Time) error {
-	return ws.w.AdvanceWatermark(ctx, t)
+	return &WindowStore{sqlstore.NewWindows(s.db, dialect)}, nil
 }

@@ -24,7 +24,9 @@ var _ runbook.Store = (*Store)(nil)
 type Store struct {
 	db   *sql.DB
 	path string
-	runs *sqlstore.Store
+	// The runs, audit and output, shared with the other SQL store; its
+	// methods are the Store's (runbook.Store).
+	*sqlstore.Store
 }
 
 // Open opens (creating if needed) the store at path and migrates its
@@ -47,7 +49,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, runs: sqlstore.New(db, dialect)}
+	s := &Store{db: db, path: path, Store: sqlstore.New(db, dialect)}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -68,54 +70,3 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the file.
 func (s *Store) Close() error { return s.db.Close() }
-
-// CreateRun stores a new open run unless the cluster has one, which it
-// returns instead.
-func (s *Store) CreateRun(ctx context.Context, run *runbook.Run) (*runbook.Run, error) {
-	return s.runs.CreateRun(ctx, run)
-}
-
-// UpdateRun replaces the run if its stored version is still u.Prev.
-func (s *Store) UpdateRun(ctx context.Context, u runbook.Update) error {
-	return s.runs.UpdateRun(ctx, u)
-}
-
-// GetRun returns the run.
-func (s *Store) GetRun(ctx context.Context, id string) (*runbook.Run, error) {
-	return s.runs.GetRun(ctx, id)
-}
-
-// OpenRun returns the cluster's open run or nil.
-func (s *Store) OpenRun(ctx context.Context, cluster string) (*runbook.Run, error) {
-	return s.runs.OpenRun(ctx, cluster)
-}
-
-// OpenRuns returns every open run, oldest first.
-func (s *Store) OpenRuns(ctx context.Context) ([]*runbook.Run, error) {
-	return s.runs.OpenRuns(ctx)
-}
-
-// History returns runs newest first.
-func (s *Store) History(ctx context.Context, cluster string, limit int) ([]*runbook.Run, error) {
-	return s.runs.History(ctx, cluster, limit)
-}
-
-// AppendAudit appends one audit line.
-func (s *Store) AppendAudit(ctx context.Context, a runbook.Audit) error {
-	return s.runs.AppendAudit(ctx, a)
-}
-
-// Audit returns the run's audit lines ("" = all) in order.
-func (s *Store) Audit(ctx context.Context, runID string) ([]runbook.Audit, error) {
-	return s.runs.Audit(ctx, runID)
-}
-
-// AppendOutput appends lines of output in one transaction.
-func (s *Store) AppendOutput(ctx context.Context, chunks ...runbook.Chunk) error {
-	return s.runs.AppendOutput(ctx, chunks...)
-}
-
-// Output returns the step's output ("" = the whole run) in order.
-func (s *Store) Output(ctx context.Context, runID, stepID string) ([]runbook.Chunk, error) {
-	return s.runs.Output(ctx, runID, stepID)
-}
