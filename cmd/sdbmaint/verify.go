@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sdbmaint/sdbmaint/cluster"
 	"github.com/sdbmaint/sdbmaint/config"
 	"github.com/sdbmaint/sdbmaint/runbook"
 	"github.com/sdbmaint/sdbmaint/verify"
@@ -61,7 +60,7 @@ func runVerify(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "sdbmaint verify: %v\n", err)
 		return 2
 	}
-	runner, closeRunner, err := verifyToolboxRunner(cl)
+	runner, closeRunner, err := toolboxRunner(cl, nil)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "sdbmaint verify: cluster %s: %s\n", cl.Name, runbook.ErrorMessage(err))
 		return 2
@@ -165,25 +164,6 @@ func packagesCheck(cl *config.Cluster, r verify.Runner) *verify.PackagesCheck {
 		pkgs[i] = verify.Package{Path: p.Path, Bundle: p.Bundle}
 	}
 	return verify.NewPackagesCheck(verifyOptions(cl, r), pkgs)
-}
-
-// verifyToolboxRunner is the runner for the cluster's toolbox host: SSH,
-// or this machine when the config says toolbox: {local: true}. The returned
-// function closes it.
-func verifyToolboxRunner(cl *config.Cluster) (verify.Runner, func(), error) {
-	if cl.Toolbox.Local {
-		return &cluster.LocalRunner{}, func() {}, nil
-	}
-	r, err := cluster.NewSSHRunner(cluster.SSHOptions{
-		Addr:           cl.Toolbox.SSH.Addr,
-		User:           cl.Toolbox.SSH.User,
-		KeyFile:        cl.Toolbox.SSH.KeyFile,
-		KnownHostsFile: cl.Toolbox.SSH.KnownHosts,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return r, func() { _ = r.Close() }, nil
 }
 
 // writeVerifyResult prints one file's answer: the verdict, then the

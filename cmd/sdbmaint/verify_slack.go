@@ -36,7 +36,7 @@ func configPackageVerifier(cfg *config.Config, log *slog.Logger) bot.PackageVeri
 		if !ok {
 			return nil, runbook.Errorf(runbook.Invalid, "no cluster %q in the sdbmaint config", name)
 		}
-		runner, closeRunner, err := verifyToolboxRunner(cl)
+		runner, closeRunner, err := toolboxRunner(cl, nil)
 		if err != nil {
 			return nil, inCluster(name, "toolbox host", err)
 		}

@@ -208,7 +208,7 @@ func TestVerifyCommandUsesClusterConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl, _ := c.Cluster("prod")
-	r, closeRunner, err := verifyToolboxRunner(cl)
+	r, closeRunner, err := toolboxRunner(cl, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

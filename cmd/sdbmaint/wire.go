@@ -51,23 +51,10 @@ func wireCluster(cl *config.Cluster, knownDatabases []string, log *slog.Logger) 
 	if err != nil {
 		return nil, err
 	}
-	var runner cluster.Runner
-	closeRunner := func() error { return nil }
-	if cl.Toolbox.Local {
-		runner = &cluster.LocalRunner{Logger: log}
-	} else {
-		ssh, err := cluster.NewSSHRunner(cluster.SSHOptions{
-			Addr:           cl.Toolbox.SSH.Addr,
-			User:           cl.Toolbox.SSH.User,
-			KeyFile:        cl.Toolbox.SSH.KeyFile,
-			KnownHostsFile: cl.Toolbox.SSH.KnownHosts,
-			Logger:         log,
-		})
-		if err != nil {
-			sqlc.Close()
-			return nil, err
-		}
-		runner, closeRunner = ssh, ssh.Close
+	runner, closeRunner, err := toolboxRunner(cl, log)
+	if err != nil {
+		sqlc.Close()
+		return nil, err
 	}
 	admin := &cluster.SDBAdmin{Runner: runner, Command: cl.Toolbox.SDBAdmin, ListTimeout: listNodesTimeout}
 	var extra []cluster.ExtraCheck
@@ -100,6 +87,26 @@ func wireCluster(cl *config.Cluster, knownDatabases []string, log *slog.Logger) 
 		runner: runner,
 		closer: func() error { return errors.Join(sqlc.Close(), closeRunner()) },
 	}, nil
+}
+
+// toolboxRunner is the runner for the cluster's toolbox host: SSH, or this
+// machine for toolbox: {local: true}. Nothing connects yet. Close it with
+// the function it returns.
+func toolboxRunner(cl *config.Cluster, log *slog.Logger) (cluster.Runner, func() error, error) {
+	if cl.Toolbox.Local {
+		return &cluster.LocalRunner{Logger: log}, func() error { return nil }, nil
+	}
+	ssh, err := cluster.NewSSHRunner(cluster.SSHOptions{
+		Addr:           cl.Toolbox.SSH.Addr,
+		User:           cl.Toolbox.SSH.User,
+		KeyFile:        cl.Toolbox.SSH.KeyFile,
+		KnownHostsFile: cl.Toolbox.SSH.KnownHosts,
+		Logger:         log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return ssh, ssh.Close, nil
 }
 
 // clusterSource is the runbook.ClusterSource of a config. A cluster's
