@@ -133,6 +133,13 @@ func newHarness(t testing.TB, mode string, o harnessOptions) *harness {
 // start starts a bot and its engine on the harness's store, as `sdbmaint
 // serve` does after a (re)start: the engine resumes open runs first.
 func (h *harness) start() {
+	h.t.Helper()
+	h.startWith(nil)
+}
+
+// startWith is start with attach run on the new bot before it serves, for
+// what serve wires beside the bot (maintenance windows).
+func (h *harness) startWith(attach func(ctx context.Context, b *bot.Bot, logger *slog.Logger)) {
 	t := h.t
 	t.Helper()
 	h.starts++
@@ -156,6 +163,9 @@ func (h *harness) start() {
 		t.Fatal(err)
 	}
 	h.bot = b
+	if attach != nil {
+		attach(ctx, b, logger)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

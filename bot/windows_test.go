@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
-	"github.com/slack-go/slack/socketmode"
 
 	"github.com/sdbmaint/sdbmaint/bot"
 	"github.com/sdbmaint/sdbmaint/bot/slackfake"
@@ -27,64 +25,25 @@ import (
 // startWithWindows starts the harness's bot as `sdbmaint serve` does with
 // maintenance windows: the bot, the Slack side of windows attached to it,
 // and a scheduler on the harness's SQLite file whose clock the test moves.
-// It mirrors harness.start, plus the windows wiring.
 func startWithWindows(h *harness, clock *windowstest.Clock) *windows.Scheduler {
 	t := h.t
 	t.Helper()
-	h.starts++
-	ctx, cancel := context.WithCancel(context.Background())
-	logger := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h.metrics = bot.NewMetrics()
-	api := slack.New(slackfake.BotToken, slack.OptionAPIURL(h.slack.URL()), slack.OptionAppLevelToken(slackfake.AppToken),
-		slack.OptionHTTPClient(h.metrics.HTTPClient()))
-	approvers, err := bot.NewApprovers([]string{operator, approver, oncall}, api, time.Minute, h.clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.engine = runbook.NewEngine(runbook.EngineConfig{Store: h.store, Clusters: h.source, Approvers: approvers,
-		Logger: logger.With("component", "engine")})
-	if err := h.engine.Resume(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b, err := bot.New(bot.Options{Engine: h.engine, Clusters: h.source, API: api, Approvers: approvers, Cards: h.cards,
-		Channel: channel, Clock: h.clock, Logger: logger.With("component", "bot"), Metrics: h.metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.bot = b
-
-	ws, err := h.store.Windows(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ww := bot.NewWindows(b)
-	sched, err := windows.New(windows.Options{Store: ws, Runs: ww.Runs(), Notifier: ww, Approvers: b, Clock: clock,
-		Clusters: h.source.Names(), Location: time.UTC, Logger: logger.With("component", "windows")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ww.Attach(sched); err != nil {
-		t.Fatal(err)
-	}
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := bot.ServeConfig{Mode: h.mode, Listener: ln, SigningSecret: []byte(secret), DrainTimeout: 20 * time.Second}
-	if h.mode == bot.ModeSocket {
-		cfg.Socket = socketmode.New(api, socketmode.OptionPingInterval(10*time.Second))
-	}
-	h.done = make(chan error, 1)
-	h.cancel = cancel
-	go func() { h.done <- b.Serve(ctx, cfg) }()
-	if h.mode == bot.ModeSocket {
-		h.tr = slackfake.SocketTransport{S: h.slack}
-		h.slack.WaitConnected(t, h.starts)
-	} else {
-		h.tr = slackfake.HTTPTransport{BaseURL: "http://" + ln.Addr().String(), Secret: []byte(secret)}
-		h.waitReady()
-	}
+	var sched *windows.Scheduler
+	h.startWith(func(ctx context.Context, b *bot.Bot, logger *slog.Logger) {
+		ws, err := h.store.Windows(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ww := bot.NewWindows(b)
+		sched, err = windows.New(windows.Options{Store: ws, Runs: ww.Runs(), Notifier: ww, Approvers: b, Clock: clock,
+			Clusters: h.source.Names(), Location: time.UTC, Logger: logger.With("component", "windows")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ww.Attach(sched); err != nil {
+			t.Fatal(err)
+		}
+	})
 	return sched
 }
 

@@ -148,8 +148,17 @@ func TestServeSocketModeEndToEnd(t *testing.T) {
 
 	// Started again: the card of the open run is refreshed in place and
 	// its buttons work.
+	restartServeAndAbortFromOldCard(t, fake, tr, card, serveEnv(), path)
+}
+
+// restartServeAndAbortFromOldCard starts serve again (Socket Mode, the
+// stand-in's second connection) and checks that the card of the open run
+// is refreshed in place and that its Abort button still works.
+func restartServeAndAbortFromOldCard(t *testing.T, fake *slackfake.Server, tr slackfake.Transport, card slackfake.Message,
+	getenv func(string) string, path string) {
+	t.Helper()
 	before, _ := fake.Message(card.TS)
-	_, stop = startServe(t, serveEnv(), "--config", path)
+	_, stop := startServe(t, getenv, "--config", path)
 	fake.WaitConnected(t, 2)
 	fake.WaitFor(t, "the old card refreshed", func() bool {
 		m, _ := fake.Message(card.TS)

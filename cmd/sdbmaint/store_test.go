@@ -226,21 +226,7 @@ func TestServeWithSharedMySQLStore(t *testing.T) {
 
 	// Started again: the card, found in MySQL, is refreshed in place and
 	// its buttons work.
-	before, _ := fake.Message(card.TS)
-	_, stop = startServe(t, getenv, "--config", path)
-	fake.WaitConnected(t, 2)
-	fake.WaitFor(t, "the old card refreshed", func() bool {
-		m, _ := fake.Message(card.TS)
-		return m.Updates > before.Updates
-	})
-	fake.Click(t, tr, serveApprover, card, "sdbmaint:abort")
-	fake.WaitFor(t, "the run aborted on the old card", func() bool {
-		m, _ := fake.Message(card.TS)
-		return strings.Contains(m.Text, "aborted")
-	})
-	if code, stderr := stop(); code != 0 {
-		t.Fatalf("second serve exit %d:\n%s", code, stderr)
-	}
+	restartServeAndAbortFromOldCard(t, fake, tr, card, getenv, path)
 }
 
 // The terminal runbook with the shared store: the whole maintenance runs
