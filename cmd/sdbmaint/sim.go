@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
@@ -35,6 +34,7 @@ func runSim(ctx context.Context, env *Env, args []string) int {
 	stopTime := fs.Duration("stop-time", 300*time.Millisecond, "how long sdb-admin stop-node takes per node")
 	startTime := fs.Duration("start-time", 300*time.Millisecond, "how long sdb-admin start-node takes per node")
 	recoveryTime := fs.Duration("recovery-time", time.Second, "how long a started leaf stays recovering")
+	lf := addLogFlags(fs, "info")
 	writeConfig := fs.String("write-config", "", "write a ready sdbmaint config (and SSH key files beside it) to `FILE`")
 	var faults []string
 	fs.Func("fault", "inject a fault `SPEC` at start (repeatable):\n"+sim.FaultForms, func(s string) error {
@@ -56,6 +56,11 @@ func runSim(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "sdbmaint sim: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	log, err := lf.logger(env.Stderr)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "sdbmaint sim: %v\n", err)
+		return 2
+	}
 	opts := sim.Options{
 		Aggregators:  *aggregators,
 		Leaves:       *leaves,
@@ -64,7 +69,7 @@ func runSim(ctx context.Context, env *Env, args []string) int {
 		StartTime:    *startTime,
 		RecoveryTime: *recoveryTime,
 		Faults:       faults,
-		Logger:       slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:       log,
 	}
 	switch {
 	case *aggregators < 0:

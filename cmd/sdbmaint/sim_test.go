@@ -188,3 +188,13 @@ func TestSimCommandRefusesBadInput(t *testing.T) {
 		}
 	}
 }
+
+// sdbmaint sim takes the service log flags: --log-format json gives JSON
+// lines on stderr; an unknown format is a usage error naming the flag.
+func TestSimLogFormat(t *testing.T) {
+	var out, errb bytes.Buffer
+	env := &Env{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
+	if code := Main(context.Background(), env, []string{"sim", "--log-format", "xml"}); code != 2 || !strings.Contains(errb.String(), "--log-format") {
+		t.Fatalf("exit %d, stderr %q; want 2 naming --log-format", code, errb.String())
+	}
+}
